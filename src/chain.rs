@@ -1,0 +1,317 @@
+//! The links between contexts, in the order they ran.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::context::{ContextId, ExecutionContext};
+use crate::error::PipelineError;
+
+struct Node<T> {
+    context: ExecutionContext<T>,
+    prev: Option<ContextId>,
+    next: Option<ContextId>,
+}
+
+/// A doubly linked list of contexts, linked by id.
+///
+/// It replaces the original's `previous_context`/`next_context` pointers:
+/// forward iteration from any context, backward iteration, head and tail in
+/// O(1), lookup by id, and [`filter_by_event`](Self::filter_by_event), which
+/// in the original compared a class with a string and always came back empty.
+pub struct ExecutionChain<T> {
+    nodes: HashMap<ContextId, Node<T>>,
+    head: Option<ContextId>,
+    tail: Option<ContextId>,
+}
+
+impl<T> ExecutionChain<T> {
+    /// An empty chain.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            nodes: HashMap::new(),
+            head: None,
+            tail: None,
+        }
+    }
+
+    /// Appends `context` at the tail.
+    ///
+    /// # Errors
+    /// [`PipelineError::DuplicateContext`] when a context with the same id is
+    /// already linked.
+    pub fn push(&mut self, context: ExecutionContext<T>) -> Result<(), PipelineError> {
+        let tail = self.tail;
+        self.insert_after(tail, context)
+    }
+
+    /// Links `context` right after `previous` (at the head when `None`),
+    /// between `previous` and whatever followed it.
+    ///
+    /// # Errors
+    /// [`PipelineError::UnknownContext`] when `previous` is not in the chain,
+    /// and [`PipelineError::DuplicateContext`] when a context with the same
+    /// id is already linked: a context is never linked twice.
+    pub fn insert_after(
+        &mut self,
+        previous: Option<ContextId>,
+        context: ExecutionContext<T>,
+    ) -> Result<(), PipelineError> {
+        let id = context.id;
+        if self.nodes.contains_key(&id) {
+            return Err(PipelineError::DuplicateContext { context: id });
+        }
+        let next = match previous {
+            Some(p) => {
+                let node = self.nodes.get_mut(&p).ok_or(PipelineError::UnknownContext {
+                    context: p,
+                    place: "chain",
+                })?;
+                node.next.replace(id)
+            }
+            None => self.head.replace(id),
+        };
+        match next {
+            Some(n) => {
+                if let Some(node) = self.nodes.get_mut(&n) {
+                    node.prev = Some(id);
+                }
+            }
+            None => self.tail = Some(id),
+        }
+        self.nodes.insert(
+            id,
+            Node {
+                context,
+                prev: previous,
+                next,
+            },
+        );
+        Ok(())
+    }
+
+    /// The context with this id.
+    #[must_use]
+    pub fn get(&self, id: ContextId) -> Option<&ExecutionContext<T>> {
+        self.nodes.get(&id).map(|n| &n.context)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ContextId) -> Option<&mut ExecutionContext<T>> {
+        self.nodes.get_mut(&id).map(|n| &mut n.context)
+    }
+
+    /// The first context.
+    #[must_use]
+    pub fn head(&self) -> Option<&ExecutionContext<T>> {
+        self.head.and_then(|id| self.get(id))
+    }
+
+    /// The latest context.
+    #[must_use]
+    pub fn tail(&self) -> Option<&ExecutionContext<T>> {
+        self.tail.and_then(|id| self.get(id))
+    }
+
+    /// The context after `id`.
+    #[must_use]
+    pub fn next(&self, id: ContextId) -> Option<&ExecutionContext<T>> {
+        self.nodes.get(&id)?.next.and_then(|n| self.get(n))
+    }
+
+    /// The context before `id`.
+    #[must_use]
+    pub fn previous(&self, id: ContextId) -> Option<&ExecutionContext<T>> {
+        self.nodes.get(&id)?.prev.and_then(|p| self.get(p))
+    }
+
+    /// All contexts from head to tail.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter {
+            chain: self,
+            at: self.head,
+            forward: true,
+        }
+    }
+
+    /// Contexts from `id` forward to the tail; empty when `id` is unknown.
+    pub fn iter_from(&self, id: ContextId) -> Iter<'_, T> {
+        Iter {
+            chain: self,
+            at: self.nodes.contains_key(&id).then_some(id),
+            forward: true,
+        }
+    }
+
+    /// Contexts from the tail back to the head.
+    pub fn iter_back(&self) -> Iter<'_, T> {
+        Iter {
+            chain: self,
+            at: self.tail,
+            forward: false,
+        }
+    }
+
+    /// The contexts, head to tail, that ran a task named `event`.
+    pub fn filter_by_event<'a>(
+        &'a self,
+        event: &'a str,
+    ) -> impl Iterator<Item = &'a ExecutionContext<T>> + 'a {
+        self.iter().filter(move |c| c.has_task(event))
+    }
+
+    /// Number of contexts.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the chain is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+impl<T> Default for ExecutionChain<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for ExecutionChain<T> {
+    fn clone(&self) -> Self {
+        Self {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(id, n)| {
+                    (
+                        *id,
+                        Node {
+                            context: n.context.clone(),
+                            prev: n.prev,
+                            next: n.next,
+                        },
+                    )
+                })
+                .collect(),
+            head: self.head,
+            tail: self.tail,
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ExecutionChain<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over an [`ExecutionChain`], following its links.
+pub struct Iter<'a, T> {
+    chain: &'a ExecutionChain<T>,
+    at: Option<ContextId>,
+    forward: bool,
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = &'a ExecutionContext<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let node = self.chain.nodes.get(&self.at?)?;
+        self.at = if self.forward { node.next } else { node.prev };
+        Some(&node.context)
+    }
+}
+
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("at", &self.at)
+            .field("forward", &self.forward)
+            .finish()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a ExecutionChain<T> {
+    type Item = &'a ExecutionContext<T>;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ExecutionMetrics;
+    use crate::state::ExecutionState;
+    use crate::task::Task;
+    use std::sync::Arc;
+
+    fn ctx(id: u64, tasks: &[&str]) -> ExecutionContext<u8> {
+        ExecutionContext {
+            id: ContextId::from(id),
+            pipeline: "p".into(),
+            step: format!("s{id}").into(),
+            tasks: tasks
+                .iter()
+                .map(|t| Task::from_fn(*t, |c| Ok(*c.input())))
+                .collect(),
+            state: Arc::new(ExecutionState::new()),
+            metrics: ExecutionMetrics::default(),
+            evaluation: None,
+        }
+    }
+
+    fn ids<'a>(it: impl Iterator<Item = &'a ExecutionContext<u8>>) -> Vec<u64> {
+        it.map(|c| c.id().get()).collect()
+    }
+
+    #[test]
+    fn forward_backward_head_tail() {
+        let mut chain = ExecutionChain::new();
+        for i in 1..=3 {
+            chain.push(ctx(i, &["x"])).unwrap();
+        }
+        assert_eq!(ids(chain.iter()), vec![1, 2, 3]);
+        assert_eq!(ids(chain.iter_back()), vec![3, 2, 1]);
+        assert_eq!(ids(chain.iter_from(ContextId::from(2))), vec![2, 3]);
+        assert_eq!(chain.head().unwrap().id().get(), 1);
+        assert_eq!(chain.tail().unwrap().id().get(), 3);
+        assert_eq!(chain.next(ContextId::from(1)).unwrap().id().get(), 2);
+        assert_eq!(chain.previous(ContextId::from(1)).map(|c| c.id()), None);
+    }
+
+    #[test]
+    fn insert_after_splices_in_the_middle() {
+        let mut chain = ExecutionChain::new();
+        chain.push(ctx(1, &[])).unwrap();
+        chain.push(ctx(3, &[])).unwrap();
+        chain.insert_after(Some(ContextId::from(1)), ctx(2, &[])).unwrap();
+        chain.insert_after(None, ctx(0, &[])).unwrap();
+        assert_eq!(ids(chain.iter()), vec![0, 1, 2, 3]);
+        assert_eq!(ids(chain.iter_back()), vec![3, 2, 1, 0]);
+        let err = chain
+            .insert_after(Some(ContextId::from(9)), ctx(4, &[]))
+            .unwrap_err();
+        assert!(matches!(err, PipelineError::UnknownContext { .. }));
+        assert!(matches!(
+            chain.push(ctx(2, &[])),
+            Err(PipelineError::DuplicateContext { .. })
+        ));
+        assert_eq!(chain.len(), 4);
+    }
+
+    #[test]
+    fn filter_by_event_finds_contexts_by_task_name() {
+        let mut chain = ExecutionChain::new();
+        chain.push(ctx(1, &["parse"])).unwrap();
+        chain.push(ctx(2, &["hash", "stats"])).unwrap();
+        chain.push(ctx(3, &["stats"])).unwrap();
+        assert_eq!(ids(chain.filter_by_event("stats")), vec![2, 3]);
+        assert_eq!(ids(chain.filter_by_event("parse")), vec![1]);
+        assert!(chain.filter_by_event("nope").next().is_none());
+    }
+}

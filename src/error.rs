@@ -1,0 +1,341 @@
+//! The one error type of the crate, and the error a task returns.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::ExecutorConfig;
+use crate::context::ContextId;
+use crate::status::ExecutionStatus;
+use crate::strategy::EvaluationResult;
+
+/// A shared, thread-safe error cause.
+pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong in conveyor, with the context to find it.
+///
+/// Build-time variants (empty pipeline, duplicate names, bad thresholds,
+/// unknown executors) come back from `build()` or `execute` before anything
+/// runs. Run-time variants (task failures, panics, cancels) are recorded in
+/// the step's [`ExecutionState`](crate::ExecutionState) and in the
+/// [`Run`](crate::Run).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// A pipeline was built without steps.
+    #[error("pipeline `{pipeline}` has no steps")]
+    EmptyPipeline {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+    },
+    /// A step was declared without tasks.
+    #[error("step `{step}` of pipeline `{pipeline}` has no tasks")]
+    EmptyStep {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+    },
+    /// A pipeline, step or task name is empty.
+    #[error("pipeline `{pipeline}` has an empty {what} name")]
+    EmptyName {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// "step" or "task".
+        what: &'static str,
+    },
+    /// Two tasks of one pipeline share a name.
+    #[error(
+        "task `{task}` appears twice in pipeline `{pipeline}`: in step `{first_step}` and in step `{second_step}`"
+    )]
+    DuplicateTask {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// The repeated task name.
+        task: Arc<str>,
+        /// The step of the first occurrence.
+        first_step: Arc<str>,
+        /// The step of the second occurrence.
+        second_step: Arc<str>,
+    },
+    /// Two steps of one pipeline share a name.
+    #[error("step `{step}` appears twice in pipeline `{pipeline}`")]
+    DuplicateStep {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// The repeated step name.
+        step: Arc<str>,
+    },
+    /// A strategy's threshold is out of range.
+    #[error("{strategy} threshold {value} is out of range: expected {expected}{}", in_step(.step))]
+    InvalidThreshold {
+        /// The strategy's name.
+        strategy: String,
+        /// The value given.
+        value: String,
+        /// The accepted range.
+        expected: &'static str,
+        /// The step it was set on, once known.
+        step: Option<Arc<str>>,
+    },
+    /// A pool was asked for with zero threads.
+    #[error("executor `{executor}` asks for a pool of zero threads")]
+    ZeroThreads {
+        /// The executor's name, or its config when it has none.
+        executor: String,
+    },
+    /// An executor was registered under an empty name.
+    #[error("an executor name must not be empty")]
+    EmptyExecutorName,
+    /// An executor name was registered twice.
+    #[error("executor `{name}` is already registered")]
+    DuplicateExecutor {
+        /// The repeated name.
+        name: String,
+    },
+    /// A task or config names an executor that is not registered.
+    #[error("no executor named `{name}` is registered{}", for_task(.task, .step))]
+    UnknownExecutor {
+        /// The unknown name.
+        name: String,
+        /// The task that asked for it, when a task did.
+        task: Option<Arc<str>>,
+        /// That task's step.
+        step: Option<Arc<str>>,
+    },
+    /// rayon could not build a pool.
+    #[error("could not build the {config} pool: {message}")]
+    PoolBuild {
+        /// The config of the pool.
+        config: ExecutorConfig,
+        /// rayon's message.
+        message: String,
+    },
+    /// A task returned an error.
+    #[error("task `{task}` in step `{step}` failed on attempt {attempt}: {message}")]
+    TaskFailed {
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// The error's message.
+        message: String,
+        /// The error the task returned.
+        #[source]
+        cause: Cause,
+    },
+    /// A task panicked; the panic was caught.
+    #[error("task `{task}` in step `{step}` panicked on attempt {attempt}: {message}")]
+    TaskPanicked {
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+        /// The attempt that panicked, from 1.
+        attempt: u32,
+        /// The panic's message, or a placeholder for non-string payloads.
+        message: String,
+    },
+    /// An executor lost a task: a custom executor dropped its job, or an OS
+    /// thread could not be started.
+    #[error("executor {executor} could not run task `{task}` in step `{step}`: {message}")]
+    Dispatch {
+        /// The executor's config.
+        executor: ExecutorConfig,
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+        /// What went wrong.
+        message: String,
+    },
+    /// A task's job ended without reporting an outcome. The dispatchers
+    /// prevent this; it exists so that a bug shows up as an error, not a hang.
+    #[error("task `{task}` in step `{step}` ended without reporting an outcome")]
+    TaskLost {
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+    },
+    /// A step's strategy judged it a failure; the run was aborted.
+    #[error("step `{step}` failed under {}: {} of {} tasks succeeded", .evaluation.strategy, .evaluation.succeeded, .evaluation.total)]
+    StepFailed {
+        /// The step's name.
+        step: Arc<str>,
+        /// The strategy's verdict.
+        evaluation: EvaluationResult,
+        /// The errors of the step's tasks.
+        errors: Vec<PipelineError>,
+    },
+    /// A state transition that the lifecycle does not allow.
+    #[error("context {context} cannot move from {from} to {to}")]
+    IllegalTransition {
+        /// The context.
+        context: ContextId,
+        /// Its current status.
+        from: ExecutionStatus,
+        /// The refused status.
+        to: ExecutionStatus,
+    },
+    /// A context id that is not known where it was looked up.
+    #[error("context {context} is not known to this {place}")]
+    UnknownContext {
+        /// The id.
+        context: ContextId,
+        /// "chain" or "state manager".
+        place: &'static str,
+    },
+    /// A context was linked into a chain that already holds its id.
+    #[error("context {context} is already linked in this chain")]
+    DuplicateContext {
+        /// The id.
+        context: ContextId,
+    },
+    /// A step name that the pipeline does not have.
+    #[error("pipeline `{pipeline}` has no step `{step}`")]
+    UnknownStep {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// The missing step.
+        step: String,
+    },
+}
+
+fn in_step(step: &Option<Arc<str>>) -> String {
+    step.as_ref()
+        .map(|s| format!(" (step `{s}`)"))
+        .unwrap_or_default()
+}
+
+fn for_task(task: &Option<Arc<str>>, step: &Option<Arc<str>>) -> String {
+    match (task, step) {
+        (Some(t), Some(s)) => format!(" (asked for by task `{t}` in step `{s}`)"),
+        (Some(t), None) => format!(" (asked for by task `{t}`)"),
+        _ => String::new(),
+    }
+}
+
+impl PipelineError {
+    /// The task this error is about, when it is about one.
+    #[must_use]
+    pub fn task(&self) -> Option<&str> {
+        match self {
+            Self::TaskFailed { task, .. }
+            | Self::TaskPanicked { task, .. }
+            | Self::Dispatch { task, .. }
+            | Self::TaskLost { task, .. }
+            | Self::DuplicateTask { task, .. } => Some(task),
+            Self::UnknownExecutor { task, .. } => task.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The error a task returns.
+///
+/// Any `std::error::Error + Send + Sync + 'static` converts into it, so `?`
+/// works inside tasks; [`TaskError::msg`] makes one from a message. It does
+/// not itself implement `Error` (that would clash with the blanket
+/// conversion, as with `anyhow::Error`); the engine turns it into
+/// [`PipelineError::TaskFailed`], which keeps the original as its source.
+///
+/// ```
+/// use conveyor::TaskError;
+/// fn parse(s: &str) -> Result<u64, TaskError> {
+///     Ok(s.trim().parse::<u64>()?)
+/// }
+/// assert!(parse("12").is_ok());
+/// assert_eq!(parse("x").unwrap_err().to_string(), "invalid digit found in string");
+/// ```
+#[derive(Clone)]
+pub struct TaskError {
+    cause: Cause,
+}
+
+impl TaskError {
+    /// An error with just a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self {
+            cause: Arc::new(Message(message.to_string())),
+        }
+    }
+
+    /// The underlying error.
+    #[must_use]
+    pub fn cause(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.cause
+    }
+
+    pub(crate) fn into_cause(self) -> Cause {
+        self.cause
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<E> for TaskError {
+    fn from(e: E) -> Self {
+        Self { cause: Arc::new(e) }
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.cause, f)
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.cause, f)
+    }
+}
+
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Message {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_error_keeps_its_source() {
+        let io = std::io::Error::other("disk on fire");
+        let te = TaskError::from(io);
+        let err = PipelineError::TaskFailed {
+            task: "t".into(),
+            step: "s".into(),
+            attempt: 1,
+            message: te.to_string(),
+            cause: te.into_cause(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "task `t` in step `s` failed on attempt 1: disk on fire"
+        );
+        assert_eq!(err.source().unwrap().to_string(), "disk on fire");
+        assert_eq!(err.task(), Some("t"));
+    }
+
+    #[test]
+    fn unknown_executor_names_the_task() {
+        let err = PipelineError::UnknownExecutor {
+            name: "gpu".into(),
+            task: Some("hash".into()),
+            step: Some("s1".into()),
+        };
+        assert_eq!(
+            err.to_string(),
+            "no executor named `gpu` is registered (asked for by task `hash` in step `s1`)"
+        );
+    }
+}

@@ -1,0 +1,434 @@
+//! The facade: a blocking `execute` that walks a pipeline step by step.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::chain::ExecutionChain;
+use crate::config::ExecutorConfig;
+use crate::context::{ContextId, ExecutionContext};
+use crate::coordinator::{ExecutionCoordinator, StepRun};
+use crate::error::PipelineError;
+use crate::factory::ExecutorFactory;
+use crate::metrics::{ExecutionMetrics, RunClock};
+use crate::pipeline::{Pipeline, Step};
+use crate::registry::{CustomExecutor, ExecutorRegistry};
+use crate::results::ResultSet;
+use crate::run::Run;
+use crate::signal::{ContextEvent, Observer, PipelineEvent, SignalEmitter};
+use crate::state_manager::ExecutionStateManager;
+use crate::status::ExecutionStatus;
+use crate::strategy::{EvaluationResult, Tally};
+
+/// Runs pipelines, blocking the caller until each run ends.
+///
+/// One executor serves any number of threads at once: `execute` takes
+/// `&self`. Its pools are built once and reused by every run, and shut down
+/// when the executor is dropped. Calling `execute` from inside a task is
+/// allowed, on any pool, including a one-thread pool.
+///
+/// ```
+/// use conveyor::{ExecutorConfig, LogObserver, Pipeline, PipelineExecutor, Task};
+/// let executor = PipelineExecutor::builder()
+///     .executor("cpu", ExecutorConfig::pool(2))
+///     .observer(LogObserver)
+///     .build()?;
+/// let pipeline = Pipeline::builder("sum")
+///     .step([Task::from_fn("square", |c| Ok(c.input() * c.input())).on("cpu"),
+///            Task::from_fn("double", |c| Ok(c.input() * 2)).on("cpu")])
+///     .step([Task::from_fn("total", |c| Ok(c.previous().values().sum()))])
+///     .build()?;
+/// let run = executor.execute(&pipeline, 7_u64)?;
+/// assert_eq!(run.output()?.get("total"), Some(&63));
+/// # Ok::<(), conveyor::PipelineError>(())
+/// ```
+pub struct PipelineExecutor<T> {
+    factory: ExecutorFactory,
+    emitter: Arc<SignalEmitter>,
+    states: ExecutionStateManager<T>,
+}
+
+/// Builds a [`PipelineExecutor`]; see [`PipelineExecutor::builder`].
+pub struct PipelineExecutorBuilder<T> {
+    registry: ExecutorRegistry,
+    default: ExecutorConfig,
+    emitter: SignalEmitter,
+    error: Option<PipelineError>,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T> PipelineExecutorBuilder<T> {
+    /// Registers `config` under `name`, for tasks that say `.on(name)`.
+    /// Pools named here are built by [`build`](Self::build).
+    ///
+    /// Default: no names. A bad name or config is reported by `build`.
+    #[must_use]
+    pub fn executor(mut self, name: &str, config: ExecutorConfig) -> Self {
+        if self.error.is_none() {
+            self.error = self.registry.register(name, config).err();
+        }
+        self
+    }
+
+    /// Registers a custom executor under `name`.
+    ///
+    /// Default: none. A bad name is reported by `build`.
+    #[must_use]
+    pub fn custom_executor(mut self, name: &str, executor: impl CustomExecutor + 'static) -> Self {
+        if self.error.is_none() {
+            self.error = self.registry.register_custom(name, executor).err();
+        }
+        self
+    }
+
+    /// The executor for tasks that name none.
+    ///
+    /// Default: [`ExecutorConfig::Global`].
+    #[must_use]
+    pub fn default_executor(mut self, config: ExecutorConfig) -> Self {
+        self.default = config;
+        self
+    }
+
+    /// Adds an observer. Observers hear signals in the order they were added.
+    ///
+    /// Default: none.
+    #[must_use]
+    pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
+        self.emitter.add(observer);
+        self
+    }
+
+    /// Builds the executor and its named pools.
+    ///
+    /// # Errors
+    /// The first bad registration ([`PipelineError::EmptyExecutorName`],
+    /// [`PipelineError::DuplicateExecutor`], [`PipelineError::ZeroThreads`],
+    /// [`PipelineError::UnknownExecutor`]), a bad default config, or
+    /// [`PipelineError::PoolBuild`].
+    pub fn build(self) -> Result<PipelineExecutor<T>, PipelineError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        Ok(PipelineExecutor {
+            factory: ExecutorFactory::new(self.registry, self.default)?,
+            emitter: Arc::new(self.emitter),
+            states: ExecutionStateManager::new(),
+        })
+    }
+}
+
+impl<T> fmt::Debug for PipelineExecutorBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineExecutorBuilder")
+            .field("registry", &self.registry)
+            .field("default", &self.default)
+            .field("emitter", &self.emitter)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+/// What one step's run needs from the surrounding run.
+struct Scope<'a, T> {
+    pipeline: &'a Arc<str>,
+    input: &'a Arc<T>,
+    clock: RunClock,
+}
+
+impl<T> PipelineExecutor<T> {
+    /// Starts building an executor.
+    #[must_use]
+    pub fn builder() -> PipelineExecutorBuilder<T> {
+        PipelineExecutorBuilder {
+            registry: ExecutorRegistry::new(),
+            default: ExecutorConfig::default(),
+            emitter: SignalEmitter::new(),
+            error: None,
+            _values: PhantomData,
+        }
+    }
+
+    /// The live states of running contexts; readable from any thread while
+    /// runs execute. A context leaves it when its run ends.
+    #[must_use]
+    pub fn states(&self) -> &ExecutionStateManager<T> {
+        &self.states
+    }
+
+    /// The factory that owns this executor's pools.
+    #[must_use]
+    pub fn factory(&self) -> &ExecutorFactory {
+        &self.factory
+    }
+}
+
+impl<T: Send + Sync + 'static> PipelineExecutor<T> {
+    /// Runs `pipeline` on `input` and blocks until it ends.
+    ///
+    /// Steps run in order; each step's tasks see `input` and the previous
+    /// step's results. When a step's strategy judges it a failure the run
+    /// stops there, as `Aborted`; the run still comes back as `Ok`, with
+    /// [`Run::output`] giving the failure. Panics in tasks and observers are
+    /// caught and never reach the caller.
+    ///
+    /// # Errors
+    /// Before anything runs: [`PipelineError::UnknownExecutor`] or
+    /// [`PipelineError::ZeroThreads`] for a task whose executor cannot be
+    /// found or built, and [`PipelineError::PoolBuild`].
+    pub fn execute(&self, pipeline: &Pipeline<T>, input: T) -> Result<Run<T>, PipelineError> {
+        for step in pipeline.steps() {
+            self.factory.check(step)?;
+        }
+        let scope = Scope {
+            pipeline: &pipeline.inner.name,
+            input: &Arc::new(input),
+            clock: RunClock::start(),
+        };
+        if !self.emitter.is_empty() {
+            self.emitter.emit(|o| {
+                o.pipeline_started(&PipelineEvent {
+                    pipeline: scope.pipeline,
+                    status: None,
+                    elapsed: scope.clock.now(),
+                });
+            });
+        }
+        let mut chain = ExecutionChain::new();
+        let walked = self.walk(pipeline, &scope, &mut chain);
+        // Whatever happened, this run's contexts leave the live map: memory
+        // stays bounded however many runs go through one executor.
+        self.states.remove(chain.iter().map(ExecutionContext::id));
+        let (status, output, failure) = walked?;
+        let duration = scope.clock.now();
+        if !self.emitter.is_empty() {
+            let event = PipelineEvent {
+                pipeline: scope.pipeline,
+                status: Some(status),
+                elapsed: duration,
+            };
+            if status == ExecutionStatus::Cancelled {
+                self.emitter.emit(|o| o.pipeline_stopped(&event));
+            } else {
+                self.emitter.emit(|o| o.pipeline_finished(&event));
+            }
+        }
+        Ok(Run {
+            pipeline: Arc::clone(scope.pipeline),
+            status,
+            chain,
+            output,
+            failure,
+            duration,
+        })
+    }
+
+    fn walk(
+        &self,
+        pipeline: &Pipeline<T>,
+        scope: &Scope<'_, T>,
+        chain: &mut ExecutionChain<T>,
+    ) -> Result<(ExecutionStatus, ResultSet<T>, Option<PipelineError>), PipelineError> {
+        let mut previous = ResultSet::empty();
+        let mut tail = None;
+        for step in pipeline.steps() {
+            let id = self.run_context(scope, step, &previous, chain, tail)?;
+            tail = Some(id);
+            let context = chain.get(id).ok_or(PipelineError::UnknownContext {
+                context: id,
+                place: "chain",
+            })?;
+            let state = context.state();
+            match state.status() {
+                ExecutionStatus::Finished => previous = state.results().clone(),
+                status => {
+                    let failure = PipelineError::StepFailed {
+                        step: Arc::clone(&step.name),
+                        evaluation: context
+                            .evaluation()
+                            .cloned()
+                            .unwrap_or_else(|| step.strategy.evaluate(&Tally::new(&[]))),
+                        errors: state.errors().to_vec(),
+                    };
+                    return Ok((status, ResultSet::empty(), Some(failure)));
+                }
+            }
+        }
+        Ok((ExecutionStatus::Finished, previous, None))
+    }
+
+    /// Runs one step of `pipeline` as a single context linked into `chain`
+    /// right after `after` (at the head when `None`): the seed's
+    /// `execute_pipeline(tasks, pipeline, previous_context_id)`. The step's
+    /// tasks see the results of `after` as their previous results. Metrics
+    /// offsets count from the start of this call.
+    ///
+    /// Returns the new context's id; its final state is in `chain`.
+    ///
+    /// # Errors
+    /// [`PipelineError::UnknownStep`], [`PipelineError::UnknownContext`] when
+    /// `after` is not in `chain`, and the executor errors of
+    /// [`execute`](Self::execute). Task failures are not errors here: they
+    /// are in the context's state.
+    pub fn execute_step(
+        &self,
+        pipeline: &Pipeline<T>,
+        step: &str,
+        input: T,
+        chain: &mut ExecutionChain<T>,
+        after: Option<ContextId>,
+    ) -> Result<ContextId, PipelineError> {
+        let step = pipeline.step(step)?;
+        self.factory.check(step)?;
+        let previous = match after {
+            Some(id) => chain
+                .get(id)
+                .ok_or(PipelineError::UnknownContext {
+                    context: id,
+                    place: "chain",
+                })?
+                .state()
+                .results()
+                .clone(),
+            None => ResultSet::empty(),
+        };
+        let scope = Scope {
+            pipeline: &pipeline.inner.name,
+            input: &Arc::new(input),
+            clock: RunClock::start(),
+        };
+        let id = self.run_context(&scope, step, &previous, chain, after);
+        if let Ok(id) = id {
+            self.states.remove([id]);
+        }
+        id
+    }
+
+    /// Creates, links and runs one context, moving its state as it goes.
+    fn run_context(
+        &self,
+        scope: &Scope<'_, T>,
+        step: &Step<T>,
+        previous: &ResultSet<T>,
+        chain: &mut ExecutionChain<T>,
+        after: Option<ContextId>,
+    ) -> Result<ContextId, PipelineError> {
+        let id = ContextId::next();
+        let state = self.states.insert(id);
+        let context = ExecutionContext {
+            id,
+            pipeline: Arc::clone(scope.pipeline),
+            step: Arc::clone(&step.name),
+            tasks: Arc::clone(&step.tasks),
+            state,
+            metrics: ExecutionMetrics::starting(&scope.clock),
+            evaluation: None,
+        };
+        if let Err(e) = chain.insert_after(after, context) {
+            self.states.remove([id]);
+            return Err(e);
+        }
+        self.signal_context(scope, step, id, ExecutionStatus::Pending, None, &[], |o, e| {
+            o.context_initialized(e);
+        });
+        self.states.transition(id, ExecutionStatus::Executing)?;
+        self.signal_context(scope, step, id, ExecutionStatus::Executing, None, &[], |o, e| {
+            o.context_started(e);
+        });
+
+        let (state, evaluation, tasks) = match self.factory.plan(step) {
+            Ok(plan) => {
+                let run = StepRun {
+                    pipeline: Arc::clone(scope.pipeline),
+                    step: Arc::clone(&step.name),
+                    context: id,
+                    tasks: Arc::clone(&step.tasks),
+                    input: Arc::clone(scope.input),
+                    previous: previous.clone(),
+                    emitter: Arc::clone(&self.emitter),
+                    clock: scope.clock,
+                };
+                let outcome = ExecutionCoordinator::run(run, plan, &step.strategy);
+                let status = if outcome.evaluation.success {
+                    ExecutionStatus::Finished
+                } else {
+                    ExecutionStatus::Aborted
+                };
+                let (results, errors) = (outcome.results, outcome.errors);
+                let state = self.states.update(id, |s| {
+                    s.with_results(results).with_errors(errors).with_status(status)
+                })?;
+                (state, Some(outcome.evaluation), outcome.tasks)
+            }
+            // The executor could not be built after the run's checks passed
+            // (a pool failed to start): the step is aborted, not the caller.
+            Err(e) => {
+                let state = self
+                    .states
+                    .update(id, |s| s.with_error(e).with_status(ExecutionStatus::Aborted))?;
+                (state, None, Vec::new())
+            }
+        };
+        let context = chain.get_mut(id).ok_or(PipelineError::UnknownContext {
+            context: id,
+            place: "chain",
+        })?;
+        context.state = Arc::clone(&state);
+        context.evaluation = evaluation;
+        context.metrics.finished = scope.clock.now();
+        context.metrics.tasks = tasks;
+        let status = state.status();
+        if !self.emitter.is_empty() {
+            let evaluation = context.evaluation.clone();
+            self.signal_context(
+                scope,
+                step,
+                id,
+                status,
+                evaluation.as_ref(),
+                state.errors(),
+                |o, e| match status {
+                    ExecutionStatus::Finished => o.context_finished(e),
+                    ExecutionStatus::Cancelled => o.context_cancelled(e),
+                    _ => o.context_aborted(e),
+                },
+            );
+        }
+        Ok(id)
+    }
+
+    fn signal_context(
+        &self,
+        scope: &Scope<'_, T>,
+        step: &Step<T>,
+        context: ContextId,
+        status: ExecutionStatus,
+        evaluation: Option<&EvaluationResult>,
+        errors: &[PipelineError],
+        hook: impl Fn(&dyn Observer, &ContextEvent<'_>),
+    ) {
+        if self.emitter.is_empty() {
+            return;
+        }
+        let event = ContextEvent {
+            pipeline: scope.pipeline,
+            step: &step.name,
+            context,
+            tasks: step.tasks.len(),
+            status,
+            errors,
+            evaluation,
+        };
+        self.emitter.emit(|o| hook(o, &event));
+    }
+}
+
+impl<T> fmt::Debug for PipelineExecutor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineExecutor")
+            .field("factory", &self.factory)
+            .field("emitter", &self.emitter)
+            .field("states", &self.states)
+            .finish()
+    }
+}

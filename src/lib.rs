@@ -1,0 +1,138 @@
+//! conveyor runs pipelines of CPU-bound tasks on thread pools, synchronously.
+//!
+//! A [`Pipeline`] is a list of [`Step`]s; a step is a group of [`Task`]s that
+//! run in parallel and are judged together by an [`EvaluationStrategy`]. A
+//! [`PipelineExecutor`] runs a pipeline with a blocking
+//! [`execute`](PipelineExecutor::execute): no async runtime anywhere. Each
+//! task says which executor it wants ([`ExecutorConfig`]: inline, a dedicated
+//! rayon pool, rayon's global pool, a thread per task, or a custom executor
+//! registered by name).
+//!
+//! # Quick start
+//!
+//! ```
+//! use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task, TaskError};
+//!
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Value { Text(String), Words(Vec<String>), Count(usize) }
+//!
+//! fn words(text: &Value) -> Result<Vec<String>, TaskError> {
+//!     match text {
+//!         Value::Text(t) => Ok(t.split_whitespace().map(str::to_owned).collect()),
+//!         other => Err(TaskError::msg(format!("expected text, got {other:?}"))),
+//!     }
+//! }
+//!
+//! let executor = PipelineExecutor::builder()
+//!     .executor("cpu", ExecutorConfig::pool(2))
+//!     .build()?;
+//! let pipeline = Pipeline::builder("words")
+//!     .step([Task::from_fn("split", |c| Ok(Value::Words(words(c.input())?)))])
+//!     .step([
+//!         Task::from_fn("count", |c| match c.previous().get("split") {
+//!             Some(Value::Words(w)) => Ok(Value::Count(w.len())),
+//!             _ => Err(TaskError::msg("no words")),
+//!         })
+//!         .on("cpu"),
+//!         Task::from_fn("longest", |c| match c.previous().get("split") {
+//!             Some(Value::Words(w)) => Ok(Value::Count(w.iter().map(String::len).max().unwrap_or(0))),
+//!             _ => Err(TaskError::msg("no words")),
+//!         })
+//!         .on("cpu"),
+//!     ])
+//!     .build()?;
+//!
+//! let run = executor.execute(&pipeline, Value::Text("the quick brown fox".into()))?;
+//! let output = run.output()?;
+//! assert_eq!(output.get("count"), Some(&Value::Count(4)));
+//! assert_eq!(output.get("longest"), Some(&Value::Count(5)));
+//! assert_eq!(run.chain().len(), 2);
+//! # Ok::<(), conveyor::PipelineError>(())
+//! ```
+//!
+//! # How the parts relate
+//!
+//! - [`PipelineExecutor`] is the facade. For each step it makes an
+//!   [`ExecutionContext`] (id, tasks, state, [`ExecutionMetrics`]), links it
+//!   into the run's [`ExecutionChain`], and moves its [`ExecutionState`]
+//!   through the [`ExecutionStateManager`].
+//! - The [`ExecutorFactory`] turns the step's tasks into an
+//!   [`ExecutionPlan`]: groups by [`ExecutorConfig`], each on an executor
+//!   built once and cached. Names come from the [`ExecutorRegistry`].
+//! - The coordinator dispatches every group at once; each task sends one
+//!   outcome over the step's crossbeam channel; the result processor puts
+//!   them in declaration order, turns panics into
+//!   [`PipelineError::TaskPanicked`], and asks the step's
+//!   [`EvaluationStrategy`] for a verdict ([`EvaluationResult`]).
+//! - The [`SignalEmitter`] tells every [`Observer`] what happened
+//!   ([`LogObserver`] writes to `log`; [`observer_fn`] adapts a closure).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+
+mod chain;
+mod config;
+mod context;
+mod coordinator;
+mod error;
+mod executor;
+mod factory;
+mod metrics;
+mod pipeline;
+mod processor;
+mod registry;
+mod results;
+mod run;
+mod signal;
+mod state;
+mod state_manager;
+mod status;
+mod strategy;
+mod task;
+mod unwind;
+
+pub use chain::{ExecutionChain, Iter as ChainIter};
+pub use config::ExecutorConfig;
+pub use context::{ContextId, ExecutionContext};
+pub use error::{Cause, PipelineError, TaskError};
+pub use executor::{PipelineExecutor, PipelineExecutorBuilder};
+pub use factory::{ExecutionPlan, ExecutorFactory};
+pub use metrics::{ExecutionMetrics, TaskMetrics};
+pub use pipeline::{Pipeline, PipelineBuilder, Step};
+pub use registry::{CustomExecutor, ExecutorRegistry, Job};
+pub use results::ResultSet;
+pub use run::Run;
+pub use signal::{
+    ContextEvent, FnObserver, LogObserver, Observer, PipelineEvent, Signal, SignalEmitter, TaskEvent,
+    observer_fn,
+};
+pub use state::ExecutionState;
+pub use state_manager::ExecutionStateManager;
+pub use status::ExecutionStatus;
+pub use strategy::{CustomRule, EvaluationResult, EvaluationStrategy, LegacyPolicy, Tally};
+pub use task::{Event, Task, TaskContext};
+
+#[cfg(test)]
+mod assertions {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        send_sync::<PipelineExecutor<u64>>();
+        send_sync::<Pipeline<u64>>();
+        send_sync::<Run<u64>>();
+        send_sync::<PipelineError>();
+        send_sync::<ExecutionChain<u64>>();
+        send_sync::<ExecutionStateManager<u64>>();
+        send_sync::<ExecutorFactory>();
+    }
+
+    #[test]
+    fn plug_in_traits_are_object_safe() {
+        fn _event(_: &dyn Event<u64>) {}
+        fn _observer(_: &dyn Observer) {}
+        fn _executor(_: &dyn CustomExecutor) {}
+    }
+}

@@ -1,0 +1,109 @@
+//! The result of one `execute`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::chain::ExecutionChain;
+use crate::context::ExecutionContext;
+use crate::error::PipelineError;
+use crate::results::ResultSet;
+use crate::status::ExecutionStatus;
+
+/// One run of a pipeline: its final status, the chain of contexts (one per
+/// step that ran, each with its final state and metrics) and the output.
+pub struct Run<T> {
+    pub(crate) pipeline: Arc<str>,
+    pub(crate) status: ExecutionStatus,
+    pub(crate) chain: ExecutionChain<T>,
+    pub(crate) output: ResultSet<T>,
+    pub(crate) failure: Option<PipelineError>,
+    pub(crate) duration: Duration,
+}
+
+impl<T> Run<T> {
+    /// The pipeline's name.
+    #[must_use]
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// `Finished` when every step that ran succeeded; `Aborted` when a
+    /// step's strategy judged it a failure; `Cancelled` when the run was
+    /// asked to stop.
+    #[must_use]
+    pub fn status(&self) -> ExecutionStatus {
+        self.status
+    }
+
+    /// Whether the run finished.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        self.status == ExecutionStatus::Finished
+    }
+
+    /// The results of the last step, when the run finished.
+    ///
+    /// # Errors
+    /// The reason the run did not finish: for an aborted run,
+    /// [`PipelineError::StepFailed`] with the failing step's errors.
+    pub fn output(&self) -> Result<&ResultSet<T>, PipelineError> {
+        match &self.failure {
+            None => Ok(&self.output),
+            Some(e) => Err(e.clone()),
+        }
+    }
+
+    /// Like [`output`](Self::output), by value.
+    ///
+    /// # Errors
+    /// As [`output`](Self::output).
+    pub fn into_output(self) -> Result<ResultSet<T>, PipelineError> {
+        match self.failure {
+            None => Ok(self.output),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Why the run did not finish, if it did not.
+    #[must_use]
+    pub fn failure(&self) -> Option<&PipelineError> {
+        self.failure.as_ref()
+    }
+
+    /// The contexts that ran, linked in order.
+    #[must_use]
+    pub fn chain(&self) -> &ExecutionChain<T> {
+        &self.chain
+    }
+
+    /// The latest context that ran the step named `step`.
+    #[must_use]
+    pub fn context(&self, step: &str) -> Option<&ExecutionContext<T>> {
+        self.chain.iter_back().find(|c| c.step() == step)
+    }
+
+    /// Every task error of every step, in the order the steps ran.
+    pub fn errors(&self) -> impl Iterator<Item = &PipelineError> + '_ {
+        self.chain.iter().flat_map(|c| c.state().errors())
+    }
+
+    /// Wall time of the whole run.
+    #[must_use]
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Run<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("pipeline", &self.pipeline)
+            .field("status", &self.status)
+            .field("output", &self.output)
+            .field("failure", &self.failure)
+            .field("duration", &self.duration)
+            .field("chain", &self.chain)
+            .finish()
+    }
+}

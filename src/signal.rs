@@ -1,0 +1,403 @@
+//! Telling observers what happens during a run.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::ContextId;
+use crate::error::PipelineError;
+use crate::status::ExecutionStatus;
+use crate::strategy::EvaluationResult;
+use crate::unwind;
+
+/// A run as a whole started or ended.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct PipelineEvent<'a> {
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The run's final status; `None` at the start.
+    pub status: Option<ExecutionStatus>,
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+/// A context (one step's run) changed.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ContextEvent<'a> {
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The step's name.
+    pub step: &'a str,
+    /// The context.
+    pub context: ContextId,
+    /// Number of tasks in the step.
+    pub tasks: usize,
+    /// The context's status after the change.
+    pub status: ExecutionStatus,
+    /// The errors of its tasks, once it has ended.
+    pub errors: &'a [PipelineError],
+    /// The strategy's verdict, once it has ended.
+    pub evaluation: Option<&'a EvaluationResult>,
+}
+
+/// A task started or ended.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TaskEvent<'a> {
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The step's name.
+    pub step: &'a str,
+    /// The context.
+    pub context: ContextId,
+    /// The task's name.
+    pub task: &'a str,
+    /// The attempt, from 1.
+    pub attempt: u32,
+    /// The thread running it (process-unique small number).
+    pub thread: u64,
+    /// The error it ended with, at the end of a failed task.
+    pub error: Option<&'a PipelineError>,
+    /// How long it ran; zero at its start.
+    pub elapsed: Duration,
+}
+
+/// Hooks called as a run goes. Every hook has a no-op default, so an
+/// observer implements only what it needs.
+///
+/// Hooks are called from the threads that run the work (task hooks from pool
+/// threads), so they should be quick. A panicking hook is caught and logged,
+/// and the run goes on.
+///
+/// Order, as in the original engine: `pipeline_started`; then per step
+/// `context_initialized`, `context_started`, per task `task_started` and
+/// `task_finished`, then one of `context_finished`, `context_aborted` or
+/// `context_cancelled`; finally `pipeline_finished`, or `pipeline_stopped`
+/// when the run was cancelled.
+pub trait Observer: Send + Sync {
+    /// A run started.
+    fn pipeline_started(&self, _event: &PipelineEvent<'_>) {}
+    /// A run ended (finished or aborted).
+    fn pipeline_finished(&self, _event: &PipelineEvent<'_>) {}
+    /// A run was cancelled; `pipeline_finished` is not sent.
+    fn pipeline_stopped(&self, _event: &PipelineEvent<'_>) {}
+    /// A context was created and linked.
+    fn context_initialized(&self, _event: &ContextEvent<'_>) {}
+    /// A context began executing.
+    fn context_started(&self, _event: &ContextEvent<'_>) {}
+    /// A context finished and its strategy judged it a success.
+    fn context_finished(&self, _event: &ContextEvent<'_>) {}
+    /// A context was aborted.
+    fn context_aborted(&self, _event: &ContextEvent<'_>) {}
+    /// A context was cancelled.
+    fn context_cancelled(&self, _event: &ContextEvent<'_>) {}
+    /// A task attempt started.
+    fn task_started(&self, _event: &TaskEvent<'_>) {}
+    /// A task ended, with a value or an error.
+    fn task_finished(&self, _event: &TaskEvent<'_>) {}
+}
+
+impl<O: Observer + ?Sized> Observer for Box<O> {
+    fn pipeline_started(&self, e: &PipelineEvent<'_>) {
+        (**self).pipeline_started(e);
+    }
+    fn pipeline_finished(&self, e: &PipelineEvent<'_>) {
+        (**self).pipeline_finished(e);
+    }
+    fn pipeline_stopped(&self, e: &PipelineEvent<'_>) {
+        (**self).pipeline_stopped(e);
+    }
+    fn context_initialized(&self, e: &ContextEvent<'_>) {
+        (**self).context_initialized(e);
+    }
+    fn context_started(&self, e: &ContextEvent<'_>) {
+        (**self).context_started(e);
+    }
+    fn context_finished(&self, e: &ContextEvent<'_>) {
+        (**self).context_finished(e);
+    }
+    fn context_aborted(&self, e: &ContextEvent<'_>) {
+        (**self).context_aborted(e);
+    }
+    fn context_cancelled(&self, e: &ContextEvent<'_>) {
+        (**self).context_cancelled(e);
+    }
+    fn task_started(&self, e: &TaskEvent<'_>) {
+        (**self).task_started(e);
+    }
+    fn task_finished(&self, e: &TaskEvent<'_>) {
+        (**self).task_finished(e);
+    }
+}
+
+impl<O: Observer + ?Sized> Observer for Arc<O> {
+    fn pipeline_started(&self, e: &PipelineEvent<'_>) {
+        (**self).pipeline_started(e);
+    }
+    fn pipeline_finished(&self, e: &PipelineEvent<'_>) {
+        (**self).pipeline_finished(e);
+    }
+    fn pipeline_stopped(&self, e: &PipelineEvent<'_>) {
+        (**self).pipeline_stopped(e);
+    }
+    fn context_initialized(&self, e: &ContextEvent<'_>) {
+        (**self).context_initialized(e);
+    }
+    fn context_started(&self, e: &ContextEvent<'_>) {
+        (**self).context_started(e);
+    }
+    fn context_finished(&self, e: &ContextEvent<'_>) {
+        (**self).context_finished(e);
+    }
+    fn context_aborted(&self, e: &ContextEvent<'_>) {
+        (**self).context_aborted(e);
+    }
+    fn context_cancelled(&self, e: &ContextEvent<'_>) {
+        (**self).context_cancelled(e);
+    }
+    fn task_started(&self, e: &TaskEvent<'_>) {
+        (**self).task_started(e);
+    }
+    fn task_finished(&self, e: &TaskEvent<'_>) {
+        (**self).task_finished(e);
+    }
+}
+
+/// One signal, as the closure adapter [`observer_fn`] sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Signal<'a> {
+    /// See [`Observer::pipeline_started`].
+    PipelineStarted(&'a PipelineEvent<'a>),
+    /// See [`Observer::pipeline_finished`].
+    PipelineFinished(&'a PipelineEvent<'a>),
+    /// See [`Observer::pipeline_stopped`].
+    PipelineStopped(&'a PipelineEvent<'a>),
+    /// See [`Observer::context_initialized`].
+    ContextInitialized(&'a ContextEvent<'a>),
+    /// See [`Observer::context_started`].
+    ContextStarted(&'a ContextEvent<'a>),
+    /// See [`Observer::context_finished`].
+    ContextFinished(&'a ContextEvent<'a>),
+    /// See [`Observer::context_aborted`].
+    ContextAborted(&'a ContextEvent<'a>),
+    /// See [`Observer::context_cancelled`].
+    ContextCancelled(&'a ContextEvent<'a>),
+    /// See [`Observer::task_started`].
+    TaskStarted(&'a TaskEvent<'a>),
+    /// See [`Observer::task_finished`].
+    TaskFinished(&'a TaskEvent<'a>),
+}
+
+/// An [`Observer`] made from a closure; see [`observer_fn`].
+pub struct FnObserver<F>(F);
+
+/// Makes an observer from a closure that receives every [`Signal`].
+///
+/// ```
+/// use conveyor::{observer_fn, Signal};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let tasks = AtomicUsize::new(0);
+/// let observer = observer_fn(move |s| {
+///     if let Signal::TaskFinished(_) = s {
+///         tasks.fetch_add(1, Ordering::Relaxed);
+///     }
+/// });
+/// # let _ = observer;
+/// ```
+pub fn observer_fn<F: Fn(Signal<'_>) + Send + Sync>(f: F) -> FnObserver<F> {
+    FnObserver(f)
+}
+
+impl<F: Fn(Signal<'_>) + Send + Sync> Observer for FnObserver<F> {
+    fn pipeline_started(&self, e: &PipelineEvent<'_>) {
+        (self.0)(Signal::PipelineStarted(e));
+    }
+    fn pipeline_finished(&self, e: &PipelineEvent<'_>) {
+        (self.0)(Signal::PipelineFinished(e));
+    }
+    fn pipeline_stopped(&self, e: &PipelineEvent<'_>) {
+        (self.0)(Signal::PipelineStopped(e));
+    }
+    fn context_initialized(&self, e: &ContextEvent<'_>) {
+        (self.0)(Signal::ContextInitialized(e));
+    }
+    fn context_started(&self, e: &ContextEvent<'_>) {
+        (self.0)(Signal::ContextStarted(e));
+    }
+    fn context_finished(&self, e: &ContextEvent<'_>) {
+        (self.0)(Signal::ContextFinished(e));
+    }
+    fn context_aborted(&self, e: &ContextEvent<'_>) {
+        (self.0)(Signal::ContextAborted(e));
+    }
+    fn context_cancelled(&self, e: &ContextEvent<'_>) {
+        (self.0)(Signal::ContextCancelled(e));
+    }
+    fn task_started(&self, e: &TaskEvent<'_>) {
+        (self.0)(Signal::TaskStarted(e));
+    }
+    fn task_finished(&self, e: &TaskEvent<'_>) {
+        (self.0)(Signal::TaskFinished(e));
+    }
+}
+
+impl<F> fmt::Debug for FnObserver<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("FnObserver").field(&"<closure>").finish()
+    }
+}
+
+/// An observer that writes every signal to the `log` crate: runs at `info`,
+/// contexts at `debug`, tasks at `trace`, failures at `warn`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogObserver;
+
+impl Observer for LogObserver {
+    fn pipeline_started(&self, e: &PipelineEvent<'_>) {
+        log::info!("pipeline `{}` started", e.pipeline);
+    }
+    fn pipeline_finished(&self, e: &PipelineEvent<'_>) {
+        let status = e.status.unwrap_or(ExecutionStatus::Finished);
+        if status.is_failure() {
+            log::warn!("pipeline `{}` {status} after {:?}", e.pipeline, e.elapsed);
+        } else {
+            log::info!("pipeline `{}` {status} in {:?}", e.pipeline, e.elapsed);
+        }
+    }
+    fn pipeline_stopped(&self, e: &PipelineEvent<'_>) {
+        log::warn!("pipeline `{}` stopped after {:?}", e.pipeline, e.elapsed);
+    }
+    fn context_started(&self, e: &ContextEvent<'_>) {
+        log::debug!("{} step `{}` started: {} tasks", e.context, e.step, e.tasks);
+    }
+    fn context_finished(&self, e: &ContextEvent<'_>) {
+        log::debug!(
+            "{} step `{}` finished with {} errors",
+            e.context,
+            e.step,
+            e.errors.len()
+        );
+    }
+    fn context_aborted(&self, e: &ContextEvent<'_>) {
+        log::warn!(
+            "{} step `{}` aborted: {} errors",
+            e.context,
+            e.step,
+            e.errors.len()
+        );
+        for err in e.errors {
+            log::warn!("  {err}");
+        }
+    }
+    fn context_cancelled(&self, e: &ContextEvent<'_>) {
+        log::warn!("{} step `{}` cancelled", e.context, e.step);
+    }
+    fn task_started(&self, e: &TaskEvent<'_>) {
+        log::trace!("{} task `{}` attempt {} started", e.context, e.task, e.attempt);
+    }
+    fn task_finished(&self, e: &TaskEvent<'_>) {
+        match e.error {
+            Some(err) => log::warn!("{} {err}", e.context),
+            None => log::trace!("{} task `{}` done in {:?}", e.context, e.task, e.elapsed),
+        }
+    }
+}
+
+/// Fans every signal out to the registered observers, catching their panics.
+#[derive(Clone, Default)]
+pub struct SignalEmitter {
+    observers: Vec<Arc<dyn Observer>>,
+}
+
+impl SignalEmitter {
+    /// An emitter without observers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an observer; signals reach observers in the order they were added.
+    pub fn add(&mut self, observer: impl Observer + 'static) {
+        self.observers.push(Arc::new(observer));
+    }
+
+    /// Whether there are no observers; the engine then skips building events.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.observers.is_empty()
+    }
+
+    /// Calls `hook` on every observer. A panic in one observer is caught and
+    /// logged at `error`, and the others still get the signal.
+    pub fn emit(&self, hook: impl Fn(&dyn Observer)) {
+        for observer in &self.observers {
+            if let Err(message) = unwind::catch(|| hook(&**observer)) {
+                log::error!("an observer panicked and was skipped: {message}");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SignalEmitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalEmitter")
+            .field("observers", &self.observers.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn event() -> PipelineEvent<'static> {
+        PipelineEvent {
+            pipeline: "p",
+            status: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_panicking_observer_does_not_stop_the_others() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let mut emitter = SignalEmitter::new();
+        emitter.add(observer_fn(|_| panic!("observer bug")));
+        let s = Arc::clone(&seen);
+        emitter.add(observer_fn(move |sig| {
+            if let Signal::PipelineStarted(e) = sig {
+                assert_eq!(e.pipeline, "p");
+                s.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        emitter.emit(|o| o.pipeline_started(&event()));
+        assert_eq!(seen.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn boxed_and_shared_observers_forward() {
+        struct Count(AtomicUsize);
+        impl Observer for Count {
+            fn pipeline_finished(&self, _: &PipelineEvent<'_>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let shared = Arc::new(Count(AtomicUsize::new(0)));
+        let mut emitter = SignalEmitter::new();
+        emitter.add(Arc::clone(&shared));
+        emitter.add(Box::new(LogObserver) as Box<dyn Observer>);
+        emitter.emit(|o| o.pipeline_finished(&event()));
+        emitter.emit(|o| o.pipeline_started(&event()));
+        assert_eq!(shared.0.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn observer_is_object_safe() {
+        fn take(_: &dyn Observer) {}
+        take(&LogObserver);
+    }
+}
