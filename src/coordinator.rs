@@ -1,27 +1,47 @@
 //! Running one context: dispatching its groups and gathering the outcomes.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use rayon::prelude::*;
 
+use crate::cancel::CancelToken;
+use crate::config::ExecutorConfig;
 use crate::context::ContextId;
 use crate::error::PipelineError;
 use crate::factory::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
+use crate::flow::{Directive, Flow};
 use crate::metrics::{RunClock, thread_number};
 use crate::processor::{Outcome, ResultProcessor, StepOutcome};
+use crate::registry::Job;
 use crate::results::ResultSet;
-use crate::signal::{SignalEmitter, TaskEvent};
+use crate::signal::{RetryEvent, SignalEmitter, TaskEvent};
 use crate::strategy::EvaluationStrategy;
 use crate::task::{Task, TaskContext};
 use crate::unwind;
+
+/// A deadline and what to call it in errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) scope: &'static str,
+    pub(crate) limit: Duration,
+}
+
+/// Why tasks stop being started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    Cancelled,
+    TimedOut,
+}
 
 /// Everything a task's job needs, shared by all jobs of one step run.
 ///
 /// It is `'static` (owned and `Arc`'d) because groups that do not run on the
 /// caller's thread are spawned, not scoped: the caller must be free to
-/// dispatch every group before it waits on any.
+/// dispatch every group before it waits on any, and to return at a deadline
+/// while a stuck task still runs.
 pub(crate) struct StepRun<T> {
     pub(crate) pipeline: Arc<str>,
     pub(crate) step: Arc<str>,
@@ -31,6 +51,44 @@ pub(crate) struct StepRun<T> {
     pub(crate) previous: ResultSet<T>,
     pub(crate) emitter: Arc<SignalEmitter>,
     pub(crate) clock: RunClock,
+    pub(crate) cancel: Option<CancelToken>,
+    pub(crate) deadline: Option<Deadline>,
+}
+
+impl<T> StepRun<T> {
+    pub(crate) fn halted(&self) -> Option<Halt> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d.at) {
+            Some(Halt::TimedOut)
+        } else if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            Some(Halt::Cancelled)
+        } else {
+            None
+        }
+    }
+
+    /// The outcome of a task that will not be (or was not) run to its end.
+    pub(crate) fn halted_outcome(&self, index: usize, halt: Halt, attempts: u32) -> Outcome<T> {
+        let (task, step) = (Arc::clone(&self.tasks[index].name), Arc::clone(&self.step));
+        let error = match (halt, self.deadline) {
+            (Halt::TimedOut, Some(d)) => PipelineError::TaskTimedOut {
+                task,
+                step,
+                scope: d.scope,
+                limit: d.limit,
+            },
+            _ => PipelineError::TaskCancelled { task, step, attempts },
+        };
+        let now = self.clock.now();
+        Outcome {
+            index,
+            result: Err(error),
+            started: now,
+            finished: now,
+            attempts,
+            thread: thread_number(),
+            directive: None,
+        }
+    }
 }
 
 /// Runs one context and returns its outcome; it changes no shared state.
@@ -40,7 +98,9 @@ pub(crate) struct StepRun<T> {
 /// after another). One group runs on the caller's thread: an inline group
 /// if there is one, else a group on the pool the caller already works in,
 /// else the last group, entered with `install`, so the caller's thread does
-/// useful waiting instead of a pool round trip.
+/// useful waiting instead of a pool round trip. With a deadline, only an
+/// inline group runs on the caller: everything else is spawned, so the
+/// caller is free to return when the deadline passes.
 pub(crate) struct ExecutionCoordinator;
 
 impl ExecutionCoordinator {
@@ -53,9 +113,11 @@ impl ExecutionCoordinator {
         let processor = ResultProcessor::new(run.tasks.len());
         let run = Arc::new(run);
         let mut groups = plan.groups;
+        let least = if run.deadline.is_some() { 2 } else { 0 };
         let here = groups
             .iter()
             .enumerate()
+            .filter(|(_, g)| g.dispatch.affinity() >= least)
             .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
             .map(|(i, _)| i);
         let local = here.map(|i| groups.swap_remove(i));
@@ -65,7 +127,7 @@ impl ExecutionCoordinator {
         if let Some(group) = local {
             run_group_here(&run, group, processor.sender());
         }
-        processor.collect(&run.tasks, &run.step, queued, strategy)
+        processor.collect(&run, queued, strategy)
     }
 }
 
@@ -81,7 +143,7 @@ fn run_group_here<T: Send + Sync + 'static>(
         let _ = tx.send(run_task(run, i));
     };
     match group.dispatch {
-        Dispatch::Inline => for_each_seq(&group.tasks, report),
+        Dispatch::Inline => run_inline(run, &group.tasks, tx),
         Dispatch::Pool(pool) => pool.install(|| for_each_par(&group.tasks, report)),
         Dispatch::Global => for_each_par(&group.tasks, report),
         Dispatch::ThreadPerTask | Dispatch::Custom(_) => spawn_group(run, group, tx),
@@ -96,15 +158,8 @@ fn spawn_group<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup
         tasks,
     } = group;
     match dispatch {
-        Dispatch::Inline => run_group_here(
-            run,
-            PlanGroup {
-                config,
-                dispatch,
-                tasks,
-            },
-            tx,
-        ),
+        // Inline work has nowhere to go but the caller's thread.
+        Dispatch::Inline => run_inline(run, &tasks, tx),
         Dispatch::Pool(pool) => {
             let (run, tx) = (Arc::clone(run), tx.clone());
             // One injection per group; the fan-out happens inside the pool.
@@ -128,7 +183,7 @@ fn spawn_group<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup
         Dispatch::Custom(executor) => {
             for i in tasks.to_vec() {
                 let (job_run, job_tx, job_config) = (Arc::clone(run), tx.clone(), config.clone());
-                let job = crate::registry::Job::new(move |ran| {
+                let job = Job::new(move |ran| {
                     let outcome = if ran {
                         run_task(&job_run, i)
                     } else {
@@ -151,13 +206,6 @@ fn spawn_group<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup
     }
 }
 
-fn for_each_seq(tasks: &TaskIndices, f: impl Fn(usize)) {
-    match tasks {
-        TaskIndices::Range(r) => r.clone().for_each(f),
-        TaskIndices::List(v) => v.iter().copied().for_each(f),
-    }
-}
-
 fn for_each_par(tasks: &TaskIndices, f: impl Fn(usize) + Sync + Send) {
     match tasks {
         TaskIndices::Range(r) => r.clone().into_par_iter().for_each(f),
@@ -165,12 +213,30 @@ fn for_each_par(tasks: &TaskIndices, f: impl Fn(usize) + Sync + Send) {
     }
 }
 
-fn not_run<T>(
-    run: &StepRun<T>,
-    index: usize,
-    executor: &crate::ExecutorConfig,
-    message: String,
-) -> Outcome<T> {
+/// Runs an inline group on the caller's thread. A task waiting for a retry
+/// goes back in a queue so the other tasks run during its backoff.
+fn run_inline<T>(run: &StepRun<T>, tasks: &TaskIndices, tx: &Sender<Outcome<T>>) {
+    let mut waiting: Vec<(Instant, usize, Attempts)> = Vec::new();
+    let advance = |i: usize, attempts: Attempts, waiting: &mut Vec<_>| match attempt(run, i, attempts) {
+        Progress::Done(outcome) => drop(tx.send(outcome)),
+        Progress::Retry { delay, attempts } => waiting.push((Instant::now() + delay, i, attempts)),
+    };
+    match tasks {
+        TaskIndices::Range(r) => r
+            .clone()
+            .for_each(|i| advance(i, Attempts::default(), &mut waiting)),
+        TaskIndices::List(v) => v
+            .iter()
+            .for_each(|&i| advance(i, Attempts::default(), &mut waiting)),
+    }
+    while let Some(next) = (0..waiting.len()).min_by_key(|&k| waiting[k].0) {
+        let (ready, i, attempts) = waiting.swap_remove(next);
+        backoff(run, ready);
+        advance(i, attempts, &mut waiting);
+    }
+}
+
+fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message: String) -> Outcome<T> {
     let now = run.clock.now();
     Outcome {
         index,
@@ -184,42 +250,121 @@ fn not_run<T>(
         finished: now,
         attempts: 0,
         thread: thread_number(),
+        directive: None,
     }
 }
 
-/// Runs one task on the current thread, catching its panic.
+/// The attempts made so far on one task.
+#[derive(Default)]
+struct Attempts {
+    made: u32,
+    first_start: Option<Duration>,
+    errors: Vec<PipelineError>,
+}
+
+enum Progress<T> {
+    Done(Outcome<T>),
+    Retry { delay: Duration, attempts: Attempts },
+}
+
+/// Longest sleep of a backoff before it looks for work or a cancel again.
+const BACKOFF_SLICE: Duration = Duration::from_millis(1);
+
+/// Waits until `until` without pinning a pool thread: a rayon worker runs
+/// other jobs of its pool meanwhile (other tasks of the step among them),
+/// and sleeps only in short slices when there is nothing to run. A cancel or
+/// a deadline ends the wait early.
+fn backoff<T>(run: &StepRun<T>, until: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= until || run.halted().is_some() {
+            return;
+        }
+        if rayon::current_thread_index().is_some() && rayon::yield_now() == Some(rayon::Yield::Executed) {
+            continue;
+        }
+        std::thread::sleep((until - now).min(BACKOFF_SLICE));
+    }
+}
+
+/// Runs one task to its end on the current thread, retries included.
 pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
+    let mut attempts = Attempts::default();
+    loop {
+        match attempt(run, index, attempts) {
+            Progress::Done(outcome) => return outcome,
+            Progress::Retry {
+                delay,
+                attempts: more,
+            } => {
+                backoff(run, Instant::now() + delay);
+                attempts = more;
+            }
+        }
+    }
+}
+
+/// Makes one attempt at a task, catching its panic, and decides whether it
+/// is done or should be tried again.
+fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progress<T> {
     let task = &run.tasks[index];
+    if let Some(halt) = run.halted() {
+        return Progress::Done(run.halted_outcome(index, halt, attempts.made));
+    }
+    let number = attempts.made + 1;
     let thread = thread_number();
-    let attempt = 1;
     let observed = !run.emitter.is_empty();
     if observed {
         run.emitter
-            .emit(|o| o.task_started(&task_event(run, task, attempt, thread, None, Duration::ZERO)));
+            .emit(|o| o.task_started(&task_event(run, task, number, thread, None, Duration::ZERO)));
     }
     let started = run.clock.now();
+    let halt = || run.halted().is_some();
     let ctx = TaskContext {
         input: &*run.input,
         previous: &run.previous,
         name: &task.name,
         step: &run.step,
-        attempt,
+        attempt: number,
+        halt: &halt,
     };
-    let result = match unwind::catch(|| task.event.run(&ctx)) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(PipelineError::TaskFailed {
-            task: Arc::clone(&task.name),
-            step: Arc::clone(&run.step),
-            attempt,
-            message: e.to_string(),
-            cause: e.into_cause(),
-        }),
-        Err(message) => Err(PipelineError::TaskPanicked {
-            task: Arc::clone(&task.name),
-            step: Arc::clone(&run.step),
-            attempt,
-            message,
-        }),
+    let (result, directive, retryable) = match unwind::catch(|| task.work.call(&ctx)) {
+        Ok(Ok(Flow::Continue(value))) => (Ok(value), None, false),
+        Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
+        Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
+        Ok(Err(e)) if e.is_stop() => (
+            Err(PipelineError::Stopped {
+                task: Arc::clone(&task.name),
+                step: Arc::clone(&run.step),
+                reason: e.to_string(),
+            }),
+            Some(Directive::Stop),
+            false,
+        ),
+        Ok(Err(e)) => {
+            let retryable = task.retry.as_ref().is_some_and(|p| p.retries(&e));
+            let error = PipelineError::TaskFailed {
+                task: Arc::clone(&task.name),
+                step: Arc::clone(&run.step),
+                attempt: number,
+                message: e.to_string(),
+                cause: e.into_cause(),
+            };
+            (Err(error), None, retryable)
+        }
+        Err(message) => {
+            let error = PipelineError::TaskPanicked {
+                task: Arc::clone(&task.name),
+                step: Arc::clone(&run.step),
+                attempt: number,
+                message,
+            };
+            (
+                Err(error),
+                None,
+                task.retry.as_ref().is_some_and(|p| p.retries_panics()),
+            )
+        }
     };
     let finished = run.clock.now();
     if observed {
@@ -228,21 +373,67 @@ pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
             o.task_finished(&task_event(
                 run,
                 task,
-                attempt,
+                number,
                 thread,
                 error,
                 finished.saturating_sub(started),
             ));
         });
     }
-    Outcome {
+    attempts.made = number;
+    let first_start = *attempts.first_start.get_or_insert(started);
+    let result = match (result, task.retry.as_deref()) {
+        (Err(error), Some(policy)) if policy.max_attempts() > 1 => {
+            let max_attempts = policy.max_attempts();
+            let exhausted = number >= max_attempts;
+            if retryable && !exhausted {
+                // Seeded by context, task and attempt so that tasks failing
+                // together spread out, yet one run's delays are repeatable.
+                let seed = (run.context.get() << 32) ^ ((index as u64) << 8) ^ u64::from(number);
+                let delay = policy.delay(number, Some(seed));
+                if observed {
+                    run.emitter.emit(|o| {
+                        o.task_retrying(&retry_event(run, task, number, max_attempts, delay, &error));
+                    });
+                }
+                attempts.errors.push(error);
+                return Progress::Retry { delay, attempts };
+            }
+            if retryable && observed {
+                run.emitter.emit(|o| {
+                    o.task_retries_exhausted(&retry_event(
+                        run,
+                        task,
+                        number,
+                        max_attempts,
+                        Duration::ZERO,
+                        &error,
+                    ));
+                });
+            }
+            if attempts.errors.is_empty() {
+                Err(error)
+            } else {
+                attempts.errors.push(error);
+                Err(PipelineError::RetriesExhausted {
+                    task: Arc::clone(&task.name),
+                    step: Arc::clone(&run.step),
+                    attempts: number,
+                    errors: attempts.errors,
+                })
+            }
+        }
+        (result, _) => result,
+    };
+    Progress::Done(Outcome {
         index,
         result,
-        started,
+        started: first_start,
         finished,
-        attempts: attempt,
+        attempts: number,
         thread,
-    }
+        directive,
+    })
 }
 
 fn task_event<'a, T>(
@@ -262,5 +453,25 @@ fn task_event<'a, T>(
         thread,
         error,
         elapsed,
+    }
+}
+
+fn retry_event<'a, T>(
+    run: &'a StepRun<T>,
+    task: &'a Task<T>,
+    attempt: u32,
+    max_attempts: u32,
+    delay: Duration,
+    error: &'a PipelineError,
+) -> RetryEvent<'a> {
+    RetryEvent {
+        pipeline: &run.pipeline,
+        step: &run.step,
+        context: run.context,
+        task: &task.name,
+        attempt,
+        max_attempts,
+        delay,
+        error,
     }
 }

@@ -194,6 +194,128 @@ pub enum PipelineError {
         /// The id.
         context: ContextId,
     },
+    /// A switch target outside 2 to 9.
+    #[error("step `{step}` declares switch target {target}; targets are 2 to 9")]
+    InvalidSwitch {
+        /// The step.
+        step: Arc<str>,
+        /// The bad number.
+        target: u8,
+    },
+    /// An edge leads to a step the pipeline does not have.
+    #[error("step `{from}` of pipeline `{pipeline}` has an {edge} edge to `{to}`, which does not exist")]
+    MissingStep {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// The step the edge leaves.
+        from: Arc<str>,
+        /// The kind of edge: `then`, `on_success`, `on_failure`, `switch`, `sink`.
+        edge: &'static str,
+        /// The missing step.
+        to: Arc<str>,
+    },
+    /// The pipeline's edges form a loop.
+    #[error("pipeline `{pipeline}` loops: {}", join(.steps))]
+    Cycle {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// The steps around the loop, the first repeated at the end.
+        steps: Vec<Arc<str>>,
+    },
+    /// No path from the first step leads to this step.
+    #[error("step `{step}` of pipeline `{pipeline}` can never run: no path leads to it")]
+    UnreachableStep {
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+        /// The unreachable step.
+        step: Arc<str>,
+    },
+    /// A task picked a switch target its step does not define.
+    #[error("task `{task}` in step `{step}` switched to target {target}, which the step does not define")]
+    UnknownSwitch {
+        /// The step.
+        step: Arc<str>,
+        /// The task that picked it.
+        task: Arc<str>,
+        /// The number it picked.
+        target: u8,
+    },
+    /// A retry policy setting is out of range.
+    #[error("retry {setting} {value} is invalid: expected {expected}")]
+    InvalidRetry {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// Every attempt of a task failed.
+    #[error("task `{task}` in step `{step}` failed all {attempts} attempts; last: {}", last(.errors))]
+    RetriesExhausted {
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+        /// Attempts made.
+        attempts: u32,
+        /// Every attempt's error, first to last.
+        errors: Vec<PipelineError>,
+    },
+    /// A task asked the run to stop by returning [`TaskError::stop`].
+    #[error("task `{task}` in step `{step}` stopped the run: {reason}")]
+    Stopped {
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+        /// Its reason.
+        reason: String,
+    },
+    /// A task was not started because the run was cancelled.
+    #[error("task `{task}` in step `{step}` was cancelled{}", after_attempts(*.attempts))]
+    TaskCancelled {
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+        /// Attempts made before the cancel (0: it never started).
+        attempts: u32,
+    },
+    /// A task did not finish before its step's or run's deadline.
+    #[error("task `{task}` in step `{step}` did not finish within the {scope} deadline of {limit:?}")]
+    TaskTimedOut {
+        /// The task's name.
+        task: Arc<str>,
+        /// The step's name.
+        step: Arc<str>,
+        /// `"step"` or `"run"`.
+        scope: &'static str,
+        /// The deadline's length.
+        limit: std::time::Duration,
+    },
+    /// A deadline passed: what `execute` returns. `errors` holds the step's
+    /// errors, one per task that failed or did not finish in time.
+    #[error("step `{step}` passed the {scope} deadline of {limit:?}; {} tasks did not finish", .errors.iter().filter(|e| matches!(e, PipelineError::TaskTimedOut { .. })).count())]
+    Timeout {
+        /// The step that was running.
+        step: Arc<str>,
+        /// `"step"` or `"run"`.
+        scope: &'static str,
+        /// The deadline's length.
+        limit: std::time::Duration,
+        /// The step's errors.
+        errors: Vec<PipelineError>,
+    },
+    /// The run was cancelled, by a [`CancelToken`](crate::CancelToken) or by
+    /// a task's request.
+    #[error("run cancelled during step `{step}` by {by}")]
+    Cancelled {
+        /// The step that was running, or about to run.
+        step: Arc<str>,
+        /// Who asked: `"a cancel token"` or the task's name.
+        by: String,
+    },
     /// A step name that the pipeline does not have.
     #[error("pipeline `{pipeline}` has no step `{step}`")]
     UnknownStep {
@@ -202,6 +324,26 @@ pub enum PipelineError {
         /// The missing step.
         step: String,
     },
+}
+
+fn join(steps: &[Arc<str>]) -> String {
+    steps
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+fn last(errors: &[PipelineError]) -> String {
+    errors.last().map(ToString::to_string).unwrap_or_default()
+}
+
+fn after_attempts(attempts: u32) -> String {
+    if attempts == 0 {
+        " before it started".to_owned()
+    } else {
+        format!(" after {attempts} attempts")
+    }
 }
 
 fn in_step(step: &Option<Arc<str>>) -> String {
@@ -227,6 +369,11 @@ impl PipelineError {
             | Self::TaskPanicked { task, .. }
             | Self::Dispatch { task, .. }
             | Self::TaskLost { task, .. }
+            | Self::RetriesExhausted { task, .. }
+            | Self::Stopped { task, .. }
+            | Self::TaskCancelled { task, .. }
+            | Self::TaskTimedOut { task, .. }
+            | Self::UnknownSwitch { task, .. }
             | Self::DuplicateTask { task, .. } => Some(task),
             Self::UnknownExecutor { task, .. } => task.as_deref(),
             _ => None,
@@ -253,6 +400,7 @@ impl PipelineError {
 #[derive(Clone)]
 pub struct TaskError {
     cause: Cause,
+    stop: bool,
 }
 
 impl TaskError {
@@ -260,7 +408,25 @@ impl TaskError {
     pub fn msg(message: impl fmt::Display) -> Self {
         Self {
             cause: Arc::new(Message(message.to_string())),
+            stop: false,
         }
+    }
+
+    /// Asks the whole run to stop (the original's `StopProcessingError`):
+    /// the task is recorded as [`PipelineError::Stopped`], it is not
+    /// retried, the other tasks of its step finish, no further step runs,
+    /// and the run ends `Cancelled`.
+    pub fn stop(reason: impl fmt::Display) -> Self {
+        Self {
+            stop: true,
+            ..Self::msg(reason)
+        }
+    }
+
+    /// Whether this error asks the run to stop.
+    #[must_use]
+    pub fn is_stop(&self) -> bool {
+        self.stop
     }
 
     /// The underlying error.
@@ -276,7 +442,10 @@ impl TaskError {
 
 impl<E: StdError + Send + Sync + 'static> From<E> for TaskError {
     fn from(e: E) -> Self {
-        Self { cause: Arc::new(e) }
+        Self {
+            cause: Arc::new(e),
+            stop: false,
+        }
     }
 }
 

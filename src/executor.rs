@@ -3,14 +3,18 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Instant;
 
+use crate::cancel::CancelToken;
 use crate::chain::ExecutionChain;
 use crate::config::ExecutorConfig;
 use crate::context::{ContextId, ExecutionContext};
-use crate::coordinator::{ExecutionCoordinator, StepRun};
+use crate::coordinator::{Deadline, ExecutionCoordinator, StepRun};
 use crate::error::PipelineError;
 use crate::factory::ExecutorFactory;
+use crate::flow::{Next, StepVerdict};
 use crate::metrics::{ExecutionMetrics, RunClock};
+use crate::options::RunOptions;
 use crate::pipeline::{Pipeline, Step};
 use crate::registry::{CustomExecutor, ExecutorRegistry};
 use crate::results::ResultSet;
@@ -18,7 +22,7 @@ use crate::run::Run;
 use crate::signal::{ContextEvent, Observer, PipelineEvent, SignalEmitter};
 use crate::state_manager::ExecutionStateManager;
 use crate::status::ExecutionStatus;
-use crate::strategy::{EvaluationResult, Tally};
+use crate::strategy::Tally;
 
 /// Runs pipelines, blocking the caller until each run ends.
 ///
@@ -134,6 +138,17 @@ struct Scope<'a, T> {
     pipeline: &'a Arc<str>,
     input: &'a Arc<T>,
     clock: RunClock,
+    cancel: Option<&'a CancelToken>,
+    deadline: Option<Deadline>,
+}
+
+/// How one step's run ended, as the walk needs it.
+struct StepEnd {
+    id: ContextId,
+    status: ExecutionStatus,
+    switch: Option<(u8, Arc<str>)>,
+    stop: Option<Arc<str>>,
+    timed_out: Option<Deadline>,
 }
 
 impl<T> PipelineExecutor<T> {
@@ -166,24 +181,50 @@ impl<T> PipelineExecutor<T> {
 impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// Runs `pipeline` on `input` and blocks until it ends.
     ///
-    /// Steps run in order; each step's tasks see `input` and the previous
-    /// step's results. When a step's strategy judges it a failure the run
-    /// stops there, as `Aborted`; the run still comes back as `Ok`, with
-    /// [`Run::output`] giving the failure. Panics in tasks and observers are
-    /// caught and never reach the caller.
+    /// Steps run in the order the pipeline's flow gives (see [`Step`]); each
+    /// step's tasks see `input` and the results of the step that ran before.
+    /// When a step fails and no failure branch catches it, the run stops
+    /// there as `Aborted`; it still comes back as `Ok`, with [`Run::output`]
+    /// giving the failure. Panics in tasks and observers are caught and
+    /// never reach the caller.
     ///
     /// # Errors
     /// Before anything runs: [`PipelineError::UnknownExecutor`] or
     /// [`PipelineError::ZeroThreads`] for a task whose executor cannot be
-    /// found or built, and [`PipelineError::PoolBuild`].
+    /// found or built, and [`PipelineError::PoolBuild`]. While running:
+    /// [`PipelineError::Timeout`] when a step's deadline passes.
     pub fn execute(&self, pipeline: &Pipeline<T>, input: T) -> Result<Run<T>, PipelineError> {
+        self.execute_with(pipeline, input, &RunOptions::default())
+    }
+
+    /// [`execute`](Self::execute) with a cancel token and a run deadline.
+    ///
+    /// A cancelled run returns `Ok` with status `Cancelled`; tasks that had
+    /// not started are recorded as [`PipelineError::TaskCancelled`].
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute), and [`PipelineError::Timeout`] when the
+    /// run's deadline passes.
+    pub fn execute_with(
+        &self,
+        pipeline: &Pipeline<T>,
+        input: T,
+        options: &RunOptions,
+    ) -> Result<Run<T>, PipelineError> {
         for step in pipeline.steps() {
             self.factory.check(step)?;
         }
+        let clock = RunClock::start();
         let scope = Scope {
             pipeline: &pipeline.inner.name,
             input: &Arc::new(input),
-            clock: RunClock::start(),
+            clock,
+            cancel: options.cancel.as_ref(),
+            deadline: options.timeout.map(|limit| Deadline {
+                at: Instant::now() + limit,
+                scope: "run",
+                limit,
+            }),
         };
         if !self.emitter.is_empty() {
             self.emitter.emit(|o| {
@@ -199,8 +240,11 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         // Whatever happened, this run's contexts leave the live map: memory
         // stays bounded however many runs go through one executor.
         self.states.remove(chain.iter().map(ExecutionContext::id));
-        let (status, output, failure) = walked?;
         let duration = scope.clock.now();
+        let status = match &walked {
+            Ok((status, ..)) => *status,
+            Err(_) => ExecutionStatus::Aborted,
+        };
         if !self.emitter.is_empty() {
             let event = PipelineEvent {
                 pipeline: scope.pipeline,
@@ -213,6 +257,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 self.emitter.emit(|o| o.pipeline_finished(&event));
             }
         }
+        let (status, output, failure) = walked?;
         Ok(Run {
             pipeline: Arc::clone(scope.pipeline),
             status,
@@ -223,25 +268,61 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         })
     }
 
+    /// Follows the pipeline's flow from its first step to the end.
     fn walk(
         &self,
         pipeline: &Pipeline<T>,
         scope: &Scope<'_, T>,
         chain: &mut ExecutionChain<T>,
     ) -> Result<(ExecutionStatus, ResultSet<T>, Option<PipelineError>), PipelineError> {
+        let steps = pipeline.steps();
+        let graph = &pipeline.inner.graph;
         let mut previous = ResultSet::empty();
         let mut tail = None;
-        for step in pipeline.steps() {
-            let id = self.run_context(scope, step, &previous, chain, tail)?;
-            tail = Some(id);
-            let context = chain.get(id).ok_or(PipelineError::UnknownContext {
-                context: id,
+        let mut sinks = Vec::new();
+        let mut at = 0;
+        loop {
+            let step = &steps[at];
+            if scope.cancel.is_some_and(CancelToken::is_cancelled) {
+                let by = "a cancel token".to_owned();
+                let failure = PipelineError::Cancelled {
+                    step: Arc::clone(&step.name),
+                    by,
+                };
+                return Ok((ExecutionStatus::Cancelled, previous, Some(failure)));
+            }
+            if let Some(deadline) = scope.deadline.filter(|d| Instant::now() >= d.at) {
+                return Err(timeout(step, deadline, Vec::new()));
+            }
+            let end = self.run_context(scope, step, &previous, chain, tail)?;
+            tail = Some(end.id);
+            let context = chain.get(end.id).ok_or(PipelineError::UnknownContext {
+                context: end.id,
                 place: "chain",
             })?;
-            let state = context.state();
-            match state.status() {
-                ExecutionStatus::Finished => previous = state.results().clone(),
-                status => {
+            let state = Arc::clone(context.state());
+            if let Some(deadline) = end.timed_out {
+                return Err(timeout(step, deadline, state.errors().to_vec()));
+            }
+            previous = state.results().clone();
+            let verdict = match end.status {
+                ExecutionStatus::Cancelled => {
+                    let by = end
+                        .stop
+                        .map_or_else(|| "a cancel token".to_owned(), |task| format!("task `{task}`"));
+                    let failure = PipelineError::Cancelled {
+                        step: Arc::clone(&step.name),
+                        by,
+                    };
+                    return Ok((ExecutionStatus::Cancelled, previous, Some(failure)));
+                }
+                ExecutionStatus::Finished => StepVerdict::Succeeded(end.switch.as_ref().map(|(n, _)| *n)),
+                _ => StepVerdict::Failed,
+            };
+            match graph.next(at, verdict, &mut sinks) {
+                Ok(Next::Step(next)) => at = next,
+                Ok(Next::End) => return Ok((ExecutionStatus::Finished, previous, None)),
+                Ok(Next::Abort) => {
                     let failure = PipelineError::StepFailed {
                         step: Arc::clone(&step.name),
                         evaluation: context
@@ -250,11 +331,22 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                             .unwrap_or_else(|| step.strategy.evaluate(&Tally::new(&[]))),
                         errors: state.errors().to_vec(),
                     };
-                    return Ok((status, ResultSet::empty(), Some(failure)));
+                    return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
+                }
+                Err(target) => {
+                    let task = end
+                        .switch
+                        .map(|(_, task)| task)
+                        .unwrap_or_else(|| Arc::clone(&step.name));
+                    let failure = PipelineError::UnknownSwitch {
+                        step: Arc::clone(&step.name),
+                        task,
+                        target,
+                    };
+                    return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
                 }
             }
         }
-        Ok((ExecutionStatus::Finished, previous, None))
     }
 
     /// Runs one step of `pipeline` as a single context linked into `chain`
@@ -296,12 +388,19 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             pipeline: &pipeline.inner.name,
             input: &Arc::new(input),
             clock: RunClock::start(),
+            cancel: None,
+            deadline: None,
         };
-        let id = self.run_context(&scope, step, &previous, chain, after);
-        if let Ok(id) = id {
-            self.states.remove([id]);
+        let end = self.run_context(&scope, step, &previous, chain, after)?;
+        self.states.remove([end.id]);
+        if let Some(deadline) = end.timed_out {
+            let errors = chain
+                .get(end.id)
+                .map(|c| c.state().errors().to_vec())
+                .unwrap_or_default();
+            return Err(timeout(step, deadline, errors));
         }
-        id
+        Ok(end.id)
     }
 
     /// Creates, links and runs one context, moving its state as it goes.
@@ -312,7 +411,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         previous: &ResultSet<T>,
         chain: &mut ExecutionChain<T>,
         after: Option<ContextId>,
-    ) -> Result<ContextId, PipelineError> {
+    ) -> Result<StepEnd, PipelineError> {
         let id = ContextId::next();
         let state = self.states.insert(id);
         let context = ExecutionContext {
@@ -328,16 +427,41 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             self.states.remove([id]);
             return Err(e);
         }
-        self.signal_context(scope, step, id, ExecutionStatus::Pending, None, &[], |o, e| {
+        let event = |status, evaluation, errors| ContextEvent {
+            pipeline: scope.pipeline,
+            step: &step.name,
+            context: id,
+            tasks: step.tasks.len(),
+            status,
+            errors,
+            evaluation,
+        };
+        self.signal_context(event(ExecutionStatus::Pending, None, &[]), |o, e| {
             o.context_initialized(e);
         });
         self.states.transition(id, ExecutionStatus::Executing)?;
-        self.signal_context(scope, step, id, ExecutionStatus::Executing, None, &[], |o, e| {
+        self.signal_context(event(ExecutionStatus::Executing, None, &[]), |o, e| {
             o.context_started(e);
         });
 
+        let mut end = StepEnd {
+            id,
+            status: ExecutionStatus::Aborted,
+            switch: None,
+            stop: None,
+            timed_out: None,
+        };
         let (state, evaluation, tasks) = match self.factory.plan(step) {
             Ok(plan) => {
+                let step_deadline = step.timeout.map(|limit| Deadline {
+                    at: Instant::now() + limit,
+                    scope: "step",
+                    limit,
+                });
+                let deadline = match (step_deadline, scope.deadline) {
+                    (Some(s), Some(r)) => Some(if r.at <= s.at { r } else { s }),
+                    (s, r) => s.or(r),
+                };
                 let run = StepRun {
                     pipeline: Arc::clone(scope.pipeline),
                     step: Arc::clone(&step.name),
@@ -347,14 +471,22 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     previous: previous.clone(),
                     emitter: Arc::clone(&self.emitter),
                     clock: scope.clock,
+                    cancel: scope.cancel.cloned(),
+                    deadline,
                 };
                 let outcome = ExecutionCoordinator::run(run, plan, &step.strategy);
-                let status = if outcome.evaluation.success {
+                let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
+                end.status = if outcome.stop.is_some() || (cancelled && !outcome.timed_out) {
+                    ExecutionStatus::Cancelled
+                } else if outcome.evaluation.success && !outcome.timed_out {
                     ExecutionStatus::Finished
                 } else {
                     ExecutionStatus::Aborted
                 };
-                let (results, errors) = (outcome.results, outcome.errors);
+                end.timed_out = deadline.filter(|_| outcome.timed_out);
+                end.switch = outcome.switch;
+                end.stop = outcome.stop;
+                let (results, errors, status) = (outcome.results, outcome.errors, end.status);
                 let state = self.states.update(id, |s| {
                     s.with_results(results).with_errors(errors).with_status(status)
                 })?;
@@ -381,12 +513,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         if !self.emitter.is_empty() {
             let evaluation = context.evaluation.clone();
             self.signal_context(
-                scope,
-                step,
-                id,
-                status,
-                evaluation.as_ref(),
-                state.errors(),
+                event(status, evaluation.as_ref(), state.errors()),
                 |o, e| match status {
                     ExecutionStatus::Finished => o.context_finished(e),
                     ExecutionStatus::Cancelled => o.context_cancelled(e),
@@ -394,32 +521,22 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 },
             );
         }
-        Ok(id)
+        Ok(end)
     }
 
-    fn signal_context(
-        &self,
-        scope: &Scope<'_, T>,
-        step: &Step<T>,
-        context: ContextId,
-        status: ExecutionStatus,
-        evaluation: Option<&EvaluationResult>,
-        errors: &[PipelineError],
-        hook: impl Fn(&dyn Observer, &ContextEvent<'_>),
-    ) {
-        if self.emitter.is_empty() {
-            return;
+    fn signal_context(&self, event: ContextEvent<'_>, hook: impl Fn(&dyn Observer, &ContextEvent<'_>)) {
+        if !self.emitter.is_empty() {
+            self.emitter.emit(|o| hook(o, &event));
         }
-        let event = ContextEvent {
-            pipeline: scope.pipeline,
-            step: &step.name,
-            context,
-            tasks: step.tasks.len(),
-            status,
-            errors,
-            evaluation,
-        };
-        self.emitter.emit(|o| hook(o, &event));
+    }
+}
+
+fn timeout<T>(step: &Step<T>, deadline: Deadline, errors: Vec<PipelineError>) -> PipelineError {
+    PipelineError::Timeout {
+        step: Arc::clone(&step.name),
+        scope: deadline.scope,
+        limit: deadline.limit,
+        errors,
     }
 }
 

@@ -70,6 +70,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+mod cancel;
 mod chain;
 mod config;
 mod context;
@@ -77,11 +78,14 @@ mod coordinator;
 mod error;
 mod executor;
 mod factory;
+mod flow;
 mod metrics;
+mod options;
 mod pipeline;
 mod processor;
 mod registry;
 mod results;
+mod retry;
 mod run;
 mod signal;
 mod state;
@@ -91,20 +95,24 @@ mod strategy;
 mod task;
 mod unwind;
 
+pub use cancel::CancelToken;
 pub use chain::{ExecutionChain, Iter as ChainIter};
 pub use config::ExecutorConfig;
 pub use context::{ContextId, ExecutionContext};
 pub use error::{Cause, PipelineError, TaskError};
 pub use executor::{PipelineExecutor, PipelineExecutorBuilder};
 pub use factory::{ExecutionPlan, ExecutorFactory};
+pub use flow::Flow;
 pub use metrics::{ExecutionMetrics, TaskMetrics};
+pub use options::RunOptions;
 pub use pipeline::{Pipeline, PipelineBuilder, Step};
 pub use registry::{CustomExecutor, ExecutorRegistry, Job};
 pub use results::ResultSet;
+pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use run::Run;
 pub use signal::{
-    ContextEvent, FnObserver, LogObserver, Observer, PipelineEvent, Signal, SignalEmitter, TaskEvent,
-    observer_fn,
+    ContextEvent, FnObserver, LogObserver, Observer, PipelineEvent, RetryEvent, Signal, SignalEmitter,
+    TaskEvent, observer_fn,
 };
 pub use state::ExecutionState;
 pub use state_manager::ExecutionStateManager;

@@ -3,19 +3,36 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::PipelineError;
+use crate::flow::{Edges, FlowGraph, SWITCHES};
 use crate::strategy::EvaluationStrategy;
 use crate::task::Task;
 
-/// A group of tasks that run in parallel, judged by one strategy.
+/// A group of tasks that run in parallel, judged by one strategy, with
+/// edges that say where the run goes next.
 ///
 /// Each run of a step gets exactly one
 /// [`ExecutionContext`](crate::ExecutionContext).
+///
+/// # Flow
+/// Without edges, steps run in the order they were declared. A step can
+/// branch on its outcome ([`on_success`](Self::on_success),
+/// [`on_failure`](Self::on_failure): the original's descriptors 1 and 0)
+/// or on a switch target (2 to 9) that one of its tasks picks by returning
+/// [`Flow::Switch`](crate::Flow::Switch) ([`on_switch`](Self::on_switch)).
+/// A step that an edge leads to is part of a branch: it does not fall
+/// through to the next declared step, but continues along its own
+/// [`then`](Self::then) edge, and when the branch ends the run goes on at
+/// the branching step's [`sink`](Self::sink), whichever branch ran. A failed
+/// step without a failure branch aborts the run.
 pub struct Step<T> {
     pub(crate) name: Arc<str>,
     pub(crate) tasks: Arc<[Task<T>]>,
     pub(crate) strategy: EvaluationStrategy,
+    pub(crate) edges: Edges,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl<T> Step<T> {
@@ -25,6 +42,8 @@ impl<T> Step<T> {
             name: name.into(),
             tasks: tasks.into_iter().collect(),
             strategy: EvaluationStrategy::default(),
+            edges: Edges::default(),
+            timeout: None,
         }
     }
 
@@ -37,6 +56,8 @@ impl<T> Step<T> {
             name: name.into(),
             tasks,
             strategy: EvaluationStrategy::default(),
+            edges: Edges::default(),
+            timeout: None,
         }
     }
 
@@ -46,6 +67,82 @@ impl<T> Step<T> {
     #[must_use]
     pub fn strategy(mut self, strategy: EvaluationStrategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Where the run goes when this step succeeds and no task picked a
+    /// switch target (the original's descriptor 1).
+    ///
+    /// Default: the next step.
+    #[must_use]
+    pub fn on_success(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.on_success = Some(step.into());
+        self
+    }
+
+    /// Where the run goes when this step fails (the original's descriptor
+    /// 0); the run then goes on instead of aborting.
+    ///
+    /// Default: none; a failure aborts the run.
+    #[must_use]
+    pub fn on_failure(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.on_failure = Some(step.into());
+        self
+    }
+
+    /// Where the run goes when a task of this step returns
+    /// [`Flow::Switch`](crate::Flow::Switch)`(target, _)`. Targets are 2 to
+    /// 9; any other number is reported by [`PipelineBuilder::build`] as
+    /// [`PipelineError::InvalidSwitch`].
+    ///
+    /// Default: no switch targets.
+    #[must_use]
+    pub fn on_switch(mut self, target: u8, step: impl Into<Arc<str>>) -> Self {
+        match usize::from(target)
+            .checked_sub(2)
+            .filter(|_| SWITCHES.contains(&target))
+        {
+            Some(slot) => self.edges.switch[slot] = Some(step.into()),
+            None => {
+                self.edges.invalid_switch.get_or_insert(target);
+            }
+        }
+        self
+    }
+
+    /// The step to run after this step, overriding declaration order; the
+    /// way to make a branch longer than one step.
+    ///
+    /// Default: the next declared step that no edge leads to, or, for a
+    /// step inside a branch, the end of the branch.
+    #[must_use]
+    pub fn then(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.then = Some(step.into());
+        self
+    }
+
+    /// The step that runs when the branch this step took has ended,
+    /// whichever branch it was.
+    ///
+    /// Default: none.
+    #[must_use]
+    pub fn sink(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.sink = Some(step.into());
+        self
+    }
+
+    /// A deadline for each run of this step, counted from its start. When it
+    /// passes, `execute` returns [`PipelineError::Timeout`] at once: tasks
+    /// not yet started are skipped, and a task still running keeps its
+    /// thread until it returns (threads cannot be killed safely), so a pool
+    /// has one thread fewer until then. The deadline is watched from the
+    /// calling thread; an inline task runs on that thread, so it cannot be
+    /// interrupted, and the deadline is checked between inline tasks.
+    ///
+    /// Default: none.
+    #[must_use]
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -74,6 +171,8 @@ impl<T> Clone for Step<T> {
             name: Arc::clone(&self.name),
             tasks: Arc::clone(&self.tasks),
             strategy: self.strategy.clone(),
+            edges: self.edges.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -84,6 +183,8 @@ impl<T> fmt::Debug for Step<T> {
             .field("name", &self.name)
             .field("tasks", &self.tasks)
             .field("strategy", &self.strategy)
+            .field("edges", &self.edges)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -109,6 +210,7 @@ impl<T> From<Task<T>> for Step<T> {
 pub(crate) struct PipelineInner<T> {
     pub(crate) name: Arc<str>,
     pub(crate) steps: Vec<Step<T>>,
+    pub(crate) graph: FlowGraph,
 }
 
 /// Steps run one after another; a step's tasks see the previous step's
@@ -166,6 +268,28 @@ impl<T> Pipeline<T> {
             })
     }
 
+    /// A canonical text of the pipeline's shape: its name, step names, task
+    /// names in order, strategies and flow edges. Pipelines built the same
+    /// way describe alike, in any process; checkpoints fingerprint it.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let steps: Vec<String> = self
+            .inner
+            .steps
+            .iter()
+            .map(|s| {
+                let tasks: Vec<&str> = s.tasks.iter().map(Task::name).collect();
+                format!("{}[{}]{}", s.name, tasks.join(","), s.strategy.name())
+            })
+            .collect();
+        format!(
+            "{}|{}|{}",
+            self.inner.name,
+            steps.join(";"),
+            self.inner.graph.describe()
+        )
+    }
+
     /// Number of tasks over all steps.
     #[must_use]
     pub fn task_count(&self) -> usize {
@@ -214,7 +338,13 @@ impl<T> PipelineBuilder<T> {
     /// - [`PipelineError::DuplicateStep`] and [`PipelineError::DuplicateTask`]:
     ///   names are not unique;
     /// - [`PipelineError::InvalidThreshold`]: a step's strategy has a
-    ///   threshold out of range.
+    ///   threshold out of range;
+    /// - [`PipelineError::InvalidSwitch`]: a switch target outside 2 to 9;
+    /// - [`PipelineError::MissingStep`]: an edge to a step that does not
+    ///   exist;
+    /// - [`PipelineError::Cycle`]: edges that loop (loops are not allowed,
+    ///   so every run ends);
+    /// - [`PipelineError::UnreachableStep`]: a step no path leads to.
     pub fn build(self) -> Result<Pipeline<T>, PipelineError> {
         let pipeline = &self.name;
         if pipeline.is_empty() {
@@ -280,10 +410,12 @@ impl<T> PipelineBuilder<T> {
                 }
             }
         }
+        let graph = FlowGraph::build(pipeline, &self.steps)?;
         Ok(Pipeline {
             inner: Arc::new(PipelineInner {
                 name: self.name,
                 steps: self.steps,
+                graph,
             }),
         })
     }

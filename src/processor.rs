@@ -1,11 +1,13 @@
 //! Gathering a step's outcomes and judging them.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
+use crate::coordinator::{Halt, StepRun};
 use crate::error::PipelineError;
+use crate::flow::Directive;
 use crate::metrics::TaskMetrics;
 use crate::results::ResultSet;
 use crate::strategy::{EvaluationResult, EvaluationStrategy, Tally};
@@ -19,6 +21,7 @@ pub(crate) struct Outcome<T> {
     pub(crate) finished: Duration,
     pub(crate) attempts: u32,
     pub(crate) thread: u64,
+    pub(crate) directive: Option<Directive>,
 }
 
 /// A judged step: results and errors in declaration order.
@@ -27,6 +30,13 @@ pub(crate) struct StepOutcome<T> {
     pub(crate) errors: Vec<PipelineError>,
     pub(crate) evaluation: EvaluationResult,
     pub(crate) tasks: Vec<TaskMetrics>,
+    /// The switch target picked by the first task (in declaration order)
+    /// that picked one, and that task.
+    pub(crate) switch: Option<(u8, Arc<str>)>,
+    /// The first task that asked the run to stop.
+    pub(crate) stop: Option<Arc<str>>,
+    /// Whether the step's deadline passed before every task reported.
+    pub(crate) timed_out: bool,
 }
 
 /// How long a rayon worker that waits for outcomes blocks on the channel
@@ -58,34 +68,58 @@ impl<T> ResultProcessor<T> {
         &self.tx
     }
 
-    /// Waits for every task's outcome and judges the step.
+    /// Waits for every task's outcome, or for the step's deadline, and
+    /// judges the step. Tasks that did not report by the deadline are
+    /// recorded as timed out; their late outcomes go to a closed channel.
     pub(crate) fn collect(
         self,
-        tasks: &[Task<T>],
-        step: &Arc<str>,
+        run: &StepRun<T>,
         queued: Duration,
         strategy: &EvaluationStrategy,
     ) -> StepOutcome<T> {
         let Self { tx, rx, expected } = self;
+        let (tasks, step) = (&run.tasks[..], &run.step);
         drop(tx);
         let mut slots: Vec<Option<Outcome<T>>> = Vec::with_capacity(expected);
         slots.resize_with(expected, || None);
         let mut received = 0;
+        let mut timed_out = false;
         while received < expected {
-            let Some(outcome) = recv(&rx) else { break };
+            let outcome = match recv(&rx, run.deadline.map(|d| d.at)) {
+                Received::Message(outcome) => outcome,
+                Received::Disconnected => break,
+                Received::TimedOut => {
+                    timed_out = true;
+                    break;
+                }
+            };
             let slot = &mut slots[outcome.index];
             if slot.is_none() {
                 received += 1;
             }
             *slot = Some(outcome);
         }
+        let mut switch = None;
+        let mut stop = None;
 
         let mut entries = Vec::with_capacity(received);
         let mut errors = Vec::new();
         let mut metrics = Vec::with_capacity(expected);
         let mut ok = Vec::with_capacity(expected);
-        for (slot, task) in slots.into_iter().zip(tasks) {
-            let outcome = slot.unwrap_or_else(|| lost(task, step));
+        for (index, (slot, task)) in slots.into_iter().zip(tasks).enumerate() {
+            let outcome = match slot {
+                Some(outcome) => outcome,
+                None if timed_out => run.halted_outcome(index, Halt::TimedOut, 0),
+                None => lost(task, step),
+            };
+            timed_out |= matches!(outcome.result, Err(PipelineError::TaskTimedOut { .. }));
+            match outcome.directive {
+                Some(Directive::Switch(target)) if switch.is_none() && outcome.result.is_ok() => {
+                    switch = Some((target, Arc::clone(&task.name)));
+                }
+                Some(Directive::Stop) if stop.is_none() => stop = Some(Arc::clone(&task.name)),
+                _ => {}
+            }
             let succeeded = outcome.result.is_ok();
             ok.push(succeeded);
             metrics.push(TaskMetrics {
@@ -108,6 +142,9 @@ impl<T> ResultProcessor<T> {
             errors,
             evaluation,
             tasks: metrics,
+            switch,
+            stop,
+            timed_out,
         }
     }
 }
@@ -123,27 +160,52 @@ fn lost<T>(task: &Task<T>, step: &Arc<str>) -> Outcome<T> {
         finished: Duration::ZERO,
         attempts: 0,
         thread: 0,
+        directive: None,
     }
 }
 
-/// Receives one message. A plain thread blocks. A rayon worker must not:
-/// the tasks it waits for may sit in its own pool's queues (a nested
-/// `execute` on a one-thread pool), so it runs pool work while it waits,
-/// the way rayon's own cross-pool waits do.
-pub(crate) fn recv<M>(rx: &Receiver<M>) -> Option<M> {
+pub(crate) enum Received<M> {
+    Message(M),
+    Disconnected,
+    TimedOut,
+}
+
+impl<M> From<Result<M, RecvTimeoutError>> for Received<M> {
+    fn from(r: Result<M, RecvTimeoutError>) -> Self {
+        match r {
+            Ok(m) => Self::Message(m),
+            Err(RecvTimeoutError::Disconnected) => Self::Disconnected,
+            Err(RecvTimeoutError::Timeout) => Self::TimedOut,
+        }
+    }
+}
+
+/// Receives one message, until `deadline` if there is one. A plain thread
+/// blocks. A rayon worker must not: the tasks it waits for may sit in its
+/// own pool's queues (a nested `execute` on a one-thread pool), so it runs
+/// pool work while it waits, the way rayon's own cross-pool waits do.
+pub(crate) fn recv<M>(rx: &Receiver<M>, deadline: Option<Instant>) -> Received<M> {
     if rayon::current_thread_index().is_none() {
-        return rx.recv().ok();
+        return match deadline {
+            Some(at) => rx.recv_deadline(at).into(),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected).into(),
+        };
     }
     loop {
         match rx.try_recv() {
-            Ok(m) => return Some(m),
-            Err(TryRecvError::Disconnected) => return None,
+            Ok(m) => return Received::Message(m),
+            Err(TryRecvError::Disconnected) => return Received::Disconnected,
             Err(TryRecvError::Empty) => {}
         }
+        let now = Instant::now();
+        if deadline.is_some_and(|at| now >= at) {
+            return Received::TimedOut;
+        }
         if rayon::yield_now() != Some(rayon::Yield::Executed) {
-            match rx.recv_timeout(IDLE_POLL) {
-                Ok(m) => return Some(m),
-                Err(RecvTimeoutError::Disconnected) => return None,
+            let poll = deadline.map_or(IDLE_POLL, |at| (at - now).min(IDLE_POLL));
+            match rx.recv_timeout(poll) {
+                Ok(m) => return Received::Message(m),
+                Err(RecvTimeoutError::Disconnected) => return Received::Disconnected,
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
@@ -154,10 +216,21 @@ pub(crate) fn recv<M>(rx: &Receiver<M>) -> Option<M> {
 mod tests {
     use super::*;
 
-    fn tasks(n: usize) -> Vec<Task<usize>> {
-        (0..n)
-            .map(|i| Task::from_fn(format!("t{i}"), |c| Ok(*c.input())))
-            .collect()
+    fn run(n: usize) -> StepRun<usize> {
+        StepRun {
+            pipeline: "p".into(),
+            step: "s".into(),
+            context: crate::ContextId::from(1),
+            tasks: (0..n)
+                .map(|i| Task::from_fn(format!("t{i}"), |c| Ok(*c.input())))
+                .collect(),
+            input: Arc::new(0),
+            previous: ResultSet::empty(),
+            emitter: Arc::default(),
+            clock: crate::metrics::RunClock::start(),
+            cancel: None,
+            deadline: None,
+        }
     }
 
     fn outcome(index: usize, ok: bool) -> Outcome<usize> {
@@ -172,22 +245,18 @@ mod tests {
             finished: Duration::ZERO,
             attempts: 1,
             thread: 1,
+            directive: None,
         }
     }
 
     #[test]
     fn declaration_order_whatever_the_arrival_order() {
-        let tasks = tasks(4);
+        let run = run(4);
         let p = ResultProcessor::new(4);
         for i in [3, 0, 2, 1] {
             p.sender().send(outcome(i, i != 2)).unwrap();
         }
-        let out = p.collect(
-            &tasks,
-            &"s".into(),
-            Duration::ZERO,
-            &EvaluationStrategy::AnyMustSucceed,
-        );
+        let out = p.collect(&run, Duration::ZERO, &EvaluationStrategy::AnyMustSucceed);
         assert_eq!(out.results.values().copied().collect::<Vec<_>>(), vec![0, 10, 30]);
         assert_eq!(
             out.results.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -201,19 +270,33 @@ mod tests {
 
     #[test]
     fn a_missing_outcome_becomes_an_error_not_a_hang() {
-        let tasks = tasks(3);
+        let run = run(3);
         let p = ResultProcessor::new(3);
         let tx = p.sender().clone();
         tx.send(outcome(0, true)).unwrap();
         drop(tx);
-        let out = p.collect(
-            &tasks,
-            &"s".into(),
-            Duration::ZERO,
-            &EvaluationStrategy::AllMustSucceed,
-        );
+        let out = p.collect(&run, Duration::ZERO, &EvaluationStrategy::AllMustSucceed);
         assert_eq!(out.results.len() + out.errors.len(), 3);
         assert!(matches!(out.errors[0], PipelineError::TaskLost { .. }));
         assert!(!out.evaluation.success);
+    }
+
+    #[test]
+    fn a_deadline_turns_missing_outcomes_into_timeouts() {
+        let mut run = run(2);
+        run.deadline = Some(crate::coordinator::Deadline {
+            at: Instant::now() + Duration::from_millis(20),
+            scope: "step",
+            limit: Duration::from_millis(20),
+        });
+        let p = ResultProcessor::new(2);
+        // Keep a sender alive, as a stuck task would.
+        let stuck = p.sender().clone();
+        p.sender().send(outcome(1, true)).unwrap();
+        let out = p.collect(&run, Duration::ZERO, &EvaluationStrategy::AllMustSucceed);
+        assert!(out.timed_out);
+        assert!(matches!(out.errors[..], [PipelineError::TaskTimedOut { .. }]));
+        assert_eq!(out.results.len(), 1);
+        drop(stuck);
     }
 }

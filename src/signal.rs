@@ -64,6 +64,29 @@ pub struct TaskEvent<'a> {
     pub elapsed: Duration,
 }
 
+/// A failed attempt that will be retried, or the last attempt of a task
+/// that has run out of attempts.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RetryEvent<'a> {
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The step's name.
+    pub step: &'a str,
+    /// The context.
+    pub context: ContextId,
+    /// The task's name.
+    pub task: &'a str,
+    /// The attempt that failed, from 1.
+    pub attempt: u32,
+    /// The policy's attempt limit.
+    pub max_attempts: u32,
+    /// The wait before the next attempt; zero when retries are exhausted.
+    pub delay: Duration,
+    /// The failed attempt's error.
+    pub error: &'a PipelineError,
+}
+
 /// Hooks called as a run goes. Every hook has a no-op default, so an
 /// observer implements only what it needs.
 ///
@@ -97,9 +120,19 @@ pub trait Observer: Send + Sync {
     fn task_started(&self, _event: &TaskEvent<'_>) {}
     /// A task ended, with a value or an error.
     fn task_finished(&self, _event: &TaskEvent<'_>) {}
+    /// A task attempt failed and will be retried after `event.delay`.
+    fn task_retrying(&self, _event: &RetryEvent<'_>) {}
+    /// A task failed its last allowed attempt.
+    fn task_retries_exhausted(&self, _event: &RetryEvent<'_>) {}
 }
 
 impl<O: Observer + ?Sized> Observer for Box<O> {
+    fn task_retrying(&self, e: &RetryEvent<'_>) {
+        (**self).task_retrying(e);
+    }
+    fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
+        (**self).task_retries_exhausted(e);
+    }
     fn pipeline_started(&self, e: &PipelineEvent<'_>) {
         (**self).pipeline_started(e);
     }
@@ -133,6 +166,12 @@ impl<O: Observer + ?Sized> Observer for Box<O> {
 }
 
 impl<O: Observer + ?Sized> Observer for Arc<O> {
+    fn task_retrying(&self, e: &RetryEvent<'_>) {
+        (**self).task_retrying(e);
+    }
+    fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
+        (**self).task_retries_exhausted(e);
+    }
     fn pipeline_started(&self, e: &PipelineEvent<'_>) {
         (**self).pipeline_started(e);
     }
@@ -189,6 +228,10 @@ pub enum Signal<'a> {
     TaskStarted(&'a TaskEvent<'a>),
     /// See [`Observer::task_finished`].
     TaskFinished(&'a TaskEvent<'a>),
+    /// See [`Observer::task_retrying`].
+    TaskRetrying(&'a RetryEvent<'a>),
+    /// See [`Observer::task_retries_exhausted`].
+    TaskRetriesExhausted(&'a RetryEvent<'a>),
 }
 
 /// An [`Observer`] made from a closure; see [`observer_fn`].
@@ -212,6 +255,12 @@ pub fn observer_fn<F: Fn(Signal<'_>) + Send + Sync>(f: F) -> FnObserver<F> {
 }
 
 impl<F: Fn(Signal<'_>) + Send + Sync> Observer for FnObserver<F> {
+    fn task_retrying(&self, e: &RetryEvent<'_>) {
+        (self.0)(Signal::TaskRetrying(e));
+    }
+    fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
+        (self.0)(Signal::TaskRetriesExhausted(e));
+    }
     fn pipeline_started(&self, e: &PipelineEvent<'_>) {
         (self.0)(Signal::PipelineStarted(e));
     }
@@ -256,6 +305,25 @@ impl<F> fmt::Debug for FnObserver<F> {
 pub struct LogObserver;
 
 impl Observer for LogObserver {
+    fn task_retrying(&self, e: &RetryEvent<'_>) {
+        log::info!(
+            "{} task `{}` attempt {}/{} failed, retrying in {:?}: {}",
+            e.context,
+            e.task,
+            e.attempt,
+            e.max_attempts,
+            e.delay,
+            e.error
+        );
+    }
+    fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
+        log::warn!(
+            "{} task `{}` failed all {} attempts",
+            e.context,
+            e.task,
+            e.attempt
+        );
+    }
     fn pipeline_started(&self, e: &PipelineEvent<'_>) {
         log::info!("pipeline `{}` started", e.pipeline);
     }

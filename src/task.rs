@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::config::ExecutorConfig;
 use crate::error::TaskError;
+use crate::flow::Flow;
 use crate::results::ResultSet;
+use crate::retry::RetryPolicy;
 
 /// What a task sees while it runs.
 pub struct TaskContext<'a, T> {
@@ -14,6 +16,7 @@ pub struct TaskContext<'a, T> {
     pub(crate) name: &'a str,
     pub(crate) step: &'a str,
     pub(crate) attempt: u32,
+    pub(crate) halt: &'a dyn Fn() -> bool,
 }
 
 impl<'a, T> TaskContext<'a, T> {
@@ -46,6 +49,14 @@ impl<'a, T> TaskContext<'a, T> {
     #[must_use]
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// Whether the run was cancelled or its deadline passed. Long tasks
+    /// should check this now and then and return early: the run waits for
+    /// running tasks before it returns as `Cancelled`.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        (self.halt)()
     }
 }
 
@@ -98,13 +109,37 @@ impl<T, E: Event<T> + ?Sized> Event<T> for Arc<E> {
     }
 }
 
-struct FnEvent<F>(F);
+/// The engine's view of a task's work: a value plus a flow request.
+pub(crate) trait Work<T>: Send + Sync {
+    fn call(&self, ctx: &TaskContext<'_, T>) -> Result<Flow<T>, TaskError>;
+}
 
-impl<T, F> Event<T> for FnEvent<F>
+struct EventWork<E>(E);
+
+impl<T, E: Event<T>> Work<T> for EventWork<E> {
+    fn call(&self, ctx: &TaskContext<'_, T>) -> Result<Flow<T>, TaskError> {
+        self.0.run(ctx).map(Flow::Continue)
+    }
+}
+
+struct FnWork<F>(F);
+
+impl<T, F> Work<T> for FnWork<F>
 where
     F: Fn(&TaskContext<'_, T>) -> Result<T, TaskError> + Send + Sync,
 {
-    fn run(&self, ctx: &TaskContext<'_, T>) -> Result<T, TaskError> {
+    fn call(&self, ctx: &TaskContext<'_, T>) -> Result<Flow<T>, TaskError> {
+        (self.0)(ctx).map(Flow::Continue)
+    }
+}
+
+struct FlowWork<F>(F);
+
+impl<T, F> Work<T> for FlowWork<F>
+where
+    F: Fn(&TaskContext<'_, T>) -> Result<Flow<T>, TaskError> + Send + Sync,
+{
+    fn call(&self, ctx: &TaskContext<'_, T>) -> Result<Flow<T>, TaskError> {
         (self.0)(ctx)
     }
 }
@@ -135,18 +170,27 @@ pub(crate) enum ExecutorRef {
 /// ```
 pub struct Task<T> {
     pub(crate) name: Arc<str>,
-    pub(crate) event: Arc<dyn Event<T>>,
+    pub(crate) work: Arc<dyn Work<T>>,
     pub(crate) executor: ExecutorRef,
+    pub(crate) retry: Option<Arc<RetryPolicy>>,
 }
 
 impl<T> Task<T> {
-    /// A task running `event`.
-    pub fn new(name: impl Into<Arc<str>>, event: impl Event<T> + 'static) -> Self {
+    fn with_work(name: impl Into<Arc<str>>, work: Arc<dyn Work<T>>) -> Self {
         Self {
             name: name.into(),
-            event: Arc::new(event),
+            work,
             executor: ExecutorRef::Default,
+            retry: None,
         }
+    }
+
+    /// A task running `event`.
+    pub fn new(name: impl Into<Arc<str>>, event: impl Event<T> + 'static) -> Self
+    where
+        T: 'static,
+    {
+        Self::with_work(name, Arc::new(EventWork(event)))
     }
 
     /// A task running the closure `f`.
@@ -155,7 +199,42 @@ impl<T> Task<T> {
         F: Fn(&TaskContext<'_, T>) -> Result<T, TaskError> + Send + Sync + 'static,
         T: 'static,
     {
-        Self::new(name, FnEvent(f))
+        Self::with_work(name, Arc::new(FnWork(f)))
+    }
+
+    /// A task running the closure `f`, which also says where the run goes:
+    /// [`Flow::Switch`] picks one of its step's switch targets, and
+    /// [`Flow::Stop`] stops the run after the step.
+    ///
+    /// ```
+    /// use conveyor::{Flow, Task};
+    /// let route: Task<i64> = Task::flow_fn("route", |c| {
+    ///     let v = *c.input();
+    ///     Ok(if v < 0 { Flow::Switch(2, v) } else { Flow::Continue(v) })
+    /// });
+    /// # let _ = route;
+    /// ```
+    pub fn flow_fn<F>(name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        F: Fn(&TaskContext<'_, T>) -> Result<Flow<T>, TaskError> + Send + Sync + 'static,
+        T: 'static,
+    {
+        Self::with_work(name, Arc::new(FlowWork(f)))
+    }
+
+    /// Retries failed attempts under `policy`.
+    ///
+    /// Default: one attempt, no retries.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(Arc::new(policy));
+        self
+    }
+
+    /// The task's retry policy, if it has one.
+    #[must_use]
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.retry.as_deref()
     }
 
     /// Runs this task on the executor registered under `name` with
@@ -190,8 +269,9 @@ impl<T> Clone for Task<T> {
     fn clone(&self) -> Self {
         Self {
             name: Arc::clone(&self.name),
-            event: Arc::clone(&self.event),
+            work: Arc::clone(&self.work),
             executor: self.executor.clone(),
+            retry: self.retry.clone(),
         }
     }
 }
@@ -200,8 +280,9 @@ impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
             .field("name", &self.name)
-            .field("event", &"<event>")
+            .field("work", &"<closure or event>")
             .field("executor", &self.executor)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -217,6 +298,14 @@ mod tests {
             name: "t",
             step: "s",
             attempt: 1,
+            halt: &|| false,
+        }
+    }
+
+    fn value(t: &Task<u32>, input: u32) -> u32 {
+        let prev = ResultSet::empty();
+        match t.work.call(&ctx(&input, &prev)).unwrap() {
+            Flow::Continue(v) | Flow::Switch(_, v) | Flow::Stop(v) => v,
         }
     }
 
@@ -228,13 +317,15 @@ mod tests {
                 Ok(ctx.input() + self.0)
             }
         }
-        let prev = ResultSet::empty();
         let a = Task::new("a", Add(2));
         let b = Task::from_fn("b", |c: &TaskContext<'_, u32>| Ok(c.input() * 10));
-        assert_eq!(a.event.run(&ctx(&5, &prev)).unwrap(), 7);
-        assert_eq!(b.event.run(&ctx(&5, &prev)).unwrap(), 50);
+        assert_eq!(value(&a, 5), 7);
+        assert_eq!(value(&b, 5), 50);
         let boxed: Box<dyn Event<u32>> = Box::new(Add(1));
-        assert_eq!(Task::new("c", boxed).event.run(&ctx(&1, &prev)).unwrap(), 2);
+        assert_eq!(value(&Task::new("c", boxed), 1), 2);
+        let f = Task::flow_fn("f", |c: &TaskContext<'_, u32>| Ok(Flow::Switch(3, *c.input())));
+        let prev = ResultSet::empty();
+        assert_eq!(f.work.call(&ctx(&4, &prev)).unwrap(), Flow::Switch(3, 4));
     }
 
     #[test]

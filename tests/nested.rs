@@ -14,17 +14,13 @@ fn within_bound<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R 
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(BOUND).expect("execute deadlocked or took too long")
+    rx.recv_timeout(BOUND)
+        .expect("execute deadlocked or took too long")
 }
 
 fn nested_on(config: ExecutorConfig, inner_tasks: usize, outer_tasks: usize) -> u64 {
     within_bound(move || {
-        let executor = Arc::new(
-            PipelineExecutor::builder()
-                .executor("p", config)
-                .build()
-                .unwrap(),
-        );
+        let executor = Arc::new(PipelineExecutor::builder().executor("p", config).build().unwrap());
         let inner = Pipeline::builder("inner")
             .step(
                 (0..inner_tasks)

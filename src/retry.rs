@@ -1,0 +1,307 @@
+//! Retrying failed task attempts, with backoff.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{PipelineError, TaskError};
+
+type RetryPredicate = dyn Fn(&TaskError) -> bool + Send + Sync;
+
+/// How often a task is tried, how long to wait between attempts, and which
+/// errors are worth another attempt.
+///
+/// The delay before attempt `k + 1` (after `k` failures) is
+/// `min(initial × factor^(k-1), max)`, optionally spread by ±`jitter`
+/// (a fraction, so 0.1 is ±10 %). The original engine used 5 attempts,
+/// an initial delay of 0.05 s, factor 2 and a cap of 100 s. conveyor's
+/// defaults are tuned for CPU-bound batch work, where a retry is usually
+/// about a transient resource: 3 attempts, 10 ms, factor 2, a 1 s cap and no
+/// jitter. Every error is retried unless [`retry_if`](RetryPolicyBuilder::retry_if)
+/// says otherwise; panics are not retried unless
+/// [`retry_panics`](RetryPolicyBuilder::retry_panics) says so, since a panic
+/// usually means a bug that would only repeat.
+///
+/// Backoff never pins a pool thread: while a task waits for its next attempt
+/// on a rayon pool, its thread runs other work of that pool (other tasks of
+/// the step among them) through `rayon::yield_now`, and only sleeps, in
+/// short slices, when the pool has nothing else to do. Inline tasks that
+/// must wait are put back in the step's queue and the other inline tasks run
+/// first.
+///
+/// ```
+/// use conveyor::RetryPolicy;
+/// use std::time::Duration;
+/// let policy = RetryPolicy::builder()
+///     .max_attempts(4)
+///     .backoff(0.01, 2.0, 0.05)
+///     .build()?;
+/// assert_eq!(policy.delay(1, None), Duration::from_millis(10));
+/// assert_eq!(policy.delay(2, None), Duration::from_millis(20));
+/// assert_eq!(policy.delay(3, None), Duration::from_millis(40));
+/// assert!(RetryPolicy::builder().max_attempts(0).build().is_err());
+/// # Ok::<(), conveyor::PipelineError>(())
+/// ```
+#[derive(Clone)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial: Duration,
+    factor: f64,
+    max: Duration,
+    jitter: f64,
+    retry_panics: bool,
+    predicate: Option<Arc<RetryPredicate>>,
+}
+
+impl RetryPolicy {
+    /// One attempt, no retries: what a task gets when it sets no policy.
+    #[must_use]
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Starts a policy from the defaults.
+    #[must_use]
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
+            policy: Self::default(),
+            error: None,
+        }
+    }
+
+    /// Attempts in all, the first included.
+    #[must_use]
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// Whether panics are retried.
+    #[must_use]
+    pub fn retries_panics(&self) -> bool {
+        self.retry_panics
+    }
+
+    /// Whether `error` is worth another attempt under this policy.
+    #[must_use]
+    pub fn retries(&self, error: &TaskError) -> bool {
+        self.predicate.as_ref().is_none_or(|p| p(error))
+    }
+
+    /// The wait after `failures` failed attempts (from 1). `seed` spreads
+    /// the jitter; with `None` or no jitter the delay is exact.
+    #[must_use]
+    pub fn delay(&self, failures: u32, seed: Option<u64>) -> Duration {
+        let exponent = i32::try_from(failures.saturating_sub(1)).unwrap_or(i32::MAX);
+        let base = self.initial.as_secs_f64() * self.factor.powi(exponent);
+        let capped = base.min(self.max.as_secs_f64());
+        let spread = match seed {
+            Some(seed) if self.jitter > 0.0 => {
+                // Map the seed to [-1, 1); splitmix64 scatters nearby seeds.
+                let unit = (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64;
+                1.0 + self.jitter * (2.0 * unit - 1.0)
+            }
+            _ => 1.0,
+        };
+        Duration::try_from_secs_f64((capped * spread).max(0.0)).unwrap_or(self.max)
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Default for RetryPolicy {
+    /// 3 attempts, 10 ms initial delay, factor 2, 1 s cap, no jitter, every
+    /// error retried, panics not.
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial: Duration::from_millis(10),
+            factor: 2.0,
+            max: Duration::from_secs(1),
+            jitter: 0.0,
+            retry_panics: false,
+            predicate: None,
+        }
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.max_attempts)
+            .field("initial", &self.initial)
+            .field("factor", &self.factor)
+            .field("max", &self.max)
+            .field("jitter", &self.jitter)
+            .field("retry_panics", &self.retry_panics)
+            .field("predicate", &self.predicate.as_ref().map(|_| "<closure>"))
+            .finish()
+    }
+}
+
+/// Builds a [`RetryPolicy`]; see [`RetryPolicy::builder`].
+#[derive(Debug)]
+pub struct RetryPolicyBuilder {
+    policy: RetryPolicy,
+    error: Option<PipelineError>,
+}
+
+impl RetryPolicyBuilder {
+    /// Attempts in all, the first included; at least 1.
+    ///
+    /// Default: 3.
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        if attempts == 0 {
+            self.fail("max_attempts", "0", "at least 1 attempt");
+        }
+        self.policy.max_attempts = attempts;
+        self
+    }
+
+    /// Delays in seconds: the first wait, the growth factor per attempt and
+    /// the cap. All must be finite and not negative, and the factor at
+    /// least 1.
+    ///
+    /// Default: 0.01, 2.0, 1.0.
+    #[must_use]
+    pub fn backoff(mut self, initial_secs: f64, factor: f64, max_secs: f64) -> Self {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !ok(initial_secs) {
+            self.fail(
+                "backoff initial delay",
+                &initial_secs.to_string(),
+                "finite seconds ≥ 0",
+            );
+        } else if !(factor.is_finite() && factor >= 1.0) {
+            self.fail("backoff factor", &factor.to_string(), "a finite factor ≥ 1");
+        } else if !ok(max_secs) {
+            self.fail("backoff maximum", &max_secs.to_string(), "finite seconds ≥ 0");
+        } else {
+            self.policy.initial = Duration::from_secs_f64(initial_secs);
+            self.policy.factor = factor;
+            self.policy.max = Duration::from_secs_f64(max_secs);
+        }
+        self
+    }
+
+    /// Spreads each delay by ±`fraction` (0 to 1) so that tasks failing
+    /// together do not retry in lockstep.
+    ///
+    /// Default: 0 (no jitter).
+    #[must_use]
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        if (0.0..=1.0).contains(&fraction) {
+            self.policy.jitter = fraction;
+        } else {
+            self.fail("jitter", &fraction.to_string(), "a fraction from 0 to 1");
+        }
+        self
+    }
+
+    /// Retries only errors for which `predicate` is true.
+    ///
+    /// Default: every error is retried.
+    #[must_use]
+    pub fn retry_if(mut self, predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static) -> Self {
+        self.policy.predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Whether a panicking attempt is retried.
+    ///
+    /// Default: `false`.
+    #[must_use]
+    pub fn retry_panics(mut self, retry: bool) -> Self {
+        self.policy.retry_panics = retry;
+        self
+    }
+
+    /// The policy.
+    ///
+    /// # Errors
+    /// [`PipelineError::InvalidRetry`] for the first bad setting: zero
+    /// attempts, a negative, infinite or NaN delay, a factor below 1, or a
+    /// jitter outside 0 to 1.
+    pub fn build(self) -> Result<RetryPolicy, PipelineError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.policy),
+        }
+    }
+
+    fn fail(&mut self, setting: &'static str, value: &str, expected: &'static str) {
+        self.error.get_or_insert(PipelineError::InvalidRetry {
+            setting,
+            value: value.to_owned(),
+            expected,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_and_cap() {
+        let p = RetryPolicy::builder().backoff(0.05, 2.0, 0.15).build().unwrap();
+        let d: Vec<_> = (1..=4).map(|k| p.delay(k, None).as_millis()).collect();
+        assert_eq!(d, vec![50, 100, 150, 150]);
+    }
+
+    #[test]
+    fn jitter_stays_in_its_band() {
+        let p = RetryPolicy::builder()
+            .backoff(0.1, 1.0, 1.0)
+            .jitter(0.5)
+            .build()
+            .unwrap();
+        for seed in 0..200 {
+            let ms = p.delay(1, Some(seed)).as_secs_f64() * 1000.0;
+            assert!((50.0..=150.0).contains(&ms), "{ms}");
+        }
+        assert_ne!(p.delay(1, Some(1)), p.delay(1, Some(2)));
+    }
+
+    #[test]
+    fn bad_settings_are_typed_errors() {
+        for b in [
+            RetryPolicy::builder().max_attempts(0),
+            RetryPolicy::builder().backoff(-1.0, 2.0, 1.0),
+            RetryPolicy::builder().backoff(f64::NAN, 2.0, 1.0),
+            RetryPolicy::builder().backoff(0.1, f64::NAN, 1.0),
+            RetryPolicy::builder().backoff(0.1, 0.5, 1.0),
+            RetryPolicy::builder().backoff(0.1, 2.0, f64::INFINITY),
+            RetryPolicy::builder().jitter(1.5),
+        ] {
+            assert!(matches!(b.build(), Err(PipelineError::InvalidRetry { .. })));
+        }
+        let err = RetryPolicy::builder()
+            .backoff(-1.0, 2.0, 1.0)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "retry backoff initial delay -1 is invalid: expected finite seconds ≥ 0"
+        );
+    }
+
+    #[test]
+    fn predicate_selects_errors() {
+        let p = RetryPolicy::builder()
+            .retry_if(|e| e.to_string().contains("transient"))
+            .build()
+            .unwrap();
+        assert!(p.retries(&TaskError::msg("transient glitch")));
+        assert!(!p.retries(&TaskError::msg("bad input")));
+        assert!(RetryPolicy::default().retries(&TaskError::msg("anything")));
+    }
+}

@@ -1,0 +1,274 @@
+//! Retries: attempt counts, signals, exhausted errors, panics, backoff.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conveyor::{
+    ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, RetryPolicy, Signal, Task,
+    TaskError, observer_fn,
+};
+
+fn quick(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(max_attempts)
+        .backoff(0.001, 2.0, 0.01)
+        .build()
+        .unwrap()
+}
+
+/// A task that fails `failures` times, then succeeds, counting its runs.
+fn flaky(name: &str, failures: u32, runs: &Arc<AtomicU32>) -> Task<u32> {
+    let runs = Arc::clone(runs);
+    Task::from_fn(name, move |c| {
+        let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+        assert_eq!(n, c.attempt(), "attempt numbers count from 1");
+        if n <= failures {
+            Err(TaskError::msg(format!("failure {n}")))
+        } else {
+            Ok(n)
+        }
+    })
+}
+
+#[test]
+fn fails_twice_then_succeeds_in_exactly_three_runs_on_every_executor() {
+    for config in [
+        ExecutorConfig::Inline,
+        ExecutorConfig::pool(2),
+        ExecutorConfig::Global,
+        ExecutorConfig::ThreadPerTask,
+    ] {
+        let runs = Arc::new(AtomicU32::new(0));
+        let retries = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&retries);
+        let executor = PipelineExecutor::builder()
+            .default_executor(config.clone())
+            .observer(observer_fn(move |s| {
+                if let Signal::TaskRetrying(e) = s {
+                    seen.lock().unwrap().push((e.attempt, e.max_attempts, e.delay));
+                }
+            }))
+            .build()
+            .unwrap();
+        let p = Pipeline::builder("flaky")
+            .step([flaky("f", 2, &runs).retry(quick(5))])
+            .build()
+            .unwrap();
+        let run = executor.execute(&p, 0).unwrap();
+        assert!(run.is_success(), "{config}");
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "{config}");
+        assert_eq!(run.output().unwrap().get("f"), Some(&3));
+        let metrics = run.context("f").unwrap().metrics().task("f").unwrap().clone();
+        assert_eq!(metrics.attempts, 3, "{config}");
+        let retries = retries.lock().unwrap();
+        assert_eq!(
+            retries.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+            [(1, 5), (2, 5)]
+        );
+        assert_eq!(retries[0].2, Duration::from_millis(1));
+        assert_eq!(retries[1].2, Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn running_out_of_attempts_keeps_every_error_and_signals_it() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let exhausted = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&exhausted);
+    let executor = PipelineExecutor::builder()
+        .observer(observer_fn(move |s| {
+            if let Signal::TaskRetriesExhausted(e) = s {
+                assert_eq!(e.attempt, 3);
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        }))
+        .build()
+        .unwrap();
+    let p = Pipeline::builder("p")
+        .step([flaky("f", 10, &runs).retry(quick(3))])
+        .build()
+        .unwrap();
+    let run = executor.execute(&p, 0).unwrap();
+    assert_eq!(run.status(), ExecutionStatus::Aborted);
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    assert_eq!(exhausted.load(Ordering::SeqCst), 1);
+    match run.errors().next().unwrap() {
+        PipelineError::RetriesExhausted { attempts, errors, .. } => {
+            assert_eq!(*attempts, 3);
+            let messages: Vec<String> = errors
+                .iter()
+                .map(|e| match e {
+                    PipelineError::TaskFailed { message, .. } => message.clone(),
+                    other => panic!("{other}"),
+                })
+                .collect();
+            assert_eq!(messages, ["failure 1", "failure 2", "failure 3"]);
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn panics_are_retried_only_when_the_policy_says_so() {
+    std::panic::set_hook(Box::new(|_| {}));
+    for (retry_panics, expected_runs) in [(false, 1), (true, 2)] {
+        let runs = Arc::new(AtomicU32::new(0));
+        let r = Arc::clone(&runs);
+        let task = Task::from_fn("p", move |_| {
+            if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("first attempt panics");
+            }
+            Ok(1)
+        });
+        let policy = RetryPolicy::builder()
+            .max_attempts(3)
+            .backoff(0.0, 1.0, 0.0)
+            .retry_panics(retry_panics)
+            .build();
+        let p = Pipeline::builder("p")
+            .step([task.retry(policy.unwrap())])
+            .build()
+            .unwrap();
+        let run = PipelineExecutor::builder()
+            .build()
+            .unwrap()
+            .execute(&p, 0)
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), expected_runs);
+        assert_eq!(run.is_success(), retry_panics);
+        if !retry_panics {
+            assert!(matches!(
+                run.errors().next(),
+                Some(PipelineError::TaskPanicked { .. })
+            ));
+        }
+    }
+}
+
+#[test]
+fn a_predicate_limits_which_errors_are_retried() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let r = Arc::clone(&runs);
+    let task = Task::from_fn("t", move |_| -> Result<u32, TaskError> {
+        r.fetch_add(1, Ordering::SeqCst);
+        Err(TaskError::msg("permanent"))
+    });
+    let policy = RetryPolicy::builder()
+        .max_attempts(5)
+        .retry_if(|e| e.to_string() == "transient")
+        .build();
+    let p = Pipeline::builder("p")
+        .step([task.retry(policy.unwrap())])
+        .build()
+        .unwrap();
+    let run = PipelineExecutor::builder()
+        .build()
+        .unwrap()
+        .execute(&p, 0)
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        run.errors().next(),
+        Some(PipelineError::TaskFailed { attempt: 1, .. })
+    ));
+}
+
+#[test]
+fn a_backoff_does_not_pin_the_only_thread_of_a_pool() {
+    // One thread, two tasks, the retrying one started first. If its backoff
+    // slept on the thread, its retry would run before `other` got the
+    // thread; a backoff that yields runs `other` during the wait.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (o1, o2) = (Arc::clone(&order), Arc::clone(&order));
+    let attempts = Arc::new(AtomicU32::new(0));
+    let a = Arc::clone(&attempts);
+    let retrying = Task::from_fn("retrying", move |_| {
+        let n = a.fetch_add(1, Ordering::SeqCst);
+        o1.lock().unwrap().push(format!("retrying#{n}"));
+        if n == 0 {
+            Err(TaskError::msg("again"))
+        } else {
+            Ok(0)
+        }
+    })
+    .retry(
+        RetryPolicy::builder()
+            .max_attempts(2)
+            .backoff(0.3, 1.0, 0.3)
+            .build()
+            .unwrap(),
+    );
+    let other = Task::from_fn("other", move |_| {
+        o2.lock().unwrap().push("other".to_owned());
+        Ok(1)
+    });
+    let order = common::within(common::BOUND, move || {
+        let executor = PipelineExecutor::builder()
+            .default_executor(ExecutorConfig::pool(1))
+            .build()
+            .unwrap();
+        // Declared first so the single worker starts it first.
+        let p = Pipeline::builder("p").step([retrying, other]).build().unwrap();
+        assert!(executor.execute(&p, 0).unwrap().is_success());
+        order.lock().unwrap().clone()
+    });
+    assert_eq!(order, ["retrying#0", "other", "retrying#1"]);
+}
+
+#[test]
+fn inline_retries_let_the_other_inline_tasks_run_first() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (o1, o2) = (Arc::clone(&order), Arc::clone(&order));
+    let attempts = Arc::new(AtomicU32::new(0));
+    let a = Arc::clone(&attempts);
+    let retrying = Task::from_fn("retrying", move |_| {
+        let n = a.fetch_add(1, Ordering::SeqCst);
+        o1.lock().unwrap().push(format!("retrying#{n}"));
+        if n == 0 {
+            Err(TaskError::msg("again"))
+        } else {
+            Ok(0)
+        }
+    })
+    .retry(
+        RetryPolicy::builder()
+            .max_attempts(2)
+            .backoff(0.05, 1.0, 0.05)
+            .build()
+            .unwrap(),
+    );
+    let other = Task::from_fn("other", move |_| {
+        o2.lock().unwrap().push("other".to_owned());
+        Ok(1)
+    });
+    let executor = PipelineExecutor::builder()
+        .default_executor(ExecutorConfig::Inline)
+        .build()
+        .unwrap();
+    let p = Pipeline::builder("p").step([retrying, other]).build().unwrap();
+    assert!(executor.execute(&p, 0).unwrap().is_success());
+    assert_eq!(*order.lock().unwrap(), ["retrying#0", "other", "retrying#1"]);
+}
+
+#[test]
+fn bad_retry_settings_are_typed_errors() {
+    assert!(matches!(
+        RetryPolicy::builder().max_attempts(0).build(),
+        Err(PipelineError::InvalidRetry { .. })
+    ));
+    assert!(matches!(
+        RetryPolicy::builder().backoff(-0.5, 2.0, 1.0).build(),
+        Err(PipelineError::InvalidRetry { .. })
+    ));
+    assert!(matches!(
+        RetryPolicy::builder().backoff(f64::NAN, 2.0, 1.0).build(),
+        Err(PipelineError::InvalidRetry { .. })
+    ));
+    assert!(matches!(
+        RetryPolicy::builder().backoff(0.1, 2.0, f64::NAN).build(),
+        Err(PipelineError::InvalidRetry { .. })
+    ));
+}
