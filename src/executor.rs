@@ -65,6 +65,10 @@ impl<T> PipelineExecutorBuilder<T> {
     /// Registers `config` under `name`, for tasks that say `.on(name)`.
     /// Pools named here are built by [`build`](Self::build).
     ///
+    /// Names are aliases: pools are cached by config, so two names for
+    /// `pool(4)` share one pool (and their tasks one group). Give workloads
+    /// that must stay apart pools of different sizes.
+    ///
     /// Default: no names. A bad name or config is reported by `build`.
     #[must_use]
     pub fn executor(mut self, name: &str, config: ExecutorConfig) -> Self {

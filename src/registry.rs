@@ -50,7 +50,10 @@ impl fmt::Debug for Job {
 /// An executor of the user's own, registered by name.
 ///
 /// `spawn` must not block until the job has run: the engine dispatches every
-/// group of a step before it waits for any of them.
+/// group of a step before it waits for any of them. An executor that keeps a
+/// job forever, neither running nor dropping it, makes its step wait
+/// forever too, unless the step or run has a deadline
+/// ([`Step::timeout`](crate::Step::timeout)).
 ///
 /// ```
 /// use conveyor::{CustomExecutor, Job};
