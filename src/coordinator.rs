@@ -81,7 +81,7 @@ impl<T> StepRun<T> {
         let now = self.clock.now();
         Outcome {
             index,
-            result: Err(error),
+            result: Err(Box::new(error)),
             started: now,
             finished: now,
             attempts,
@@ -240,12 +240,12 @@ fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message
     let now = run.clock.now();
     Outcome {
         index,
-        result: Err(PipelineError::Dispatch {
+        result: Err(Box::new(PipelineError::Dispatch {
             executor: executor.clone(),
             task: Arc::clone(&run.tasks[index].name),
             step: Arc::clone(&run.step),
             message,
-        }),
+        })),
         started: now,
         finished: now,
         attempts: 0,
@@ -427,7 +427,7 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
     };
     Progress::Done(Outcome {
         index,
-        result,
+        result: result.map_err(Box::new),
         started: first_start,
         finished,
         attempts: number,

@@ -16,7 +16,9 @@ use crate::task::Task;
 /// What one task produced, sent once over the step's channel.
 pub(crate) struct Outcome<T> {
     pub(crate) index: usize,
-    pub(crate) result: Result<T, PipelineError>,
+    /// Boxed: errors are rare, and a small outcome keeps the channel's
+    /// buffer and the slot vector of a 10,000-task step small.
+    pub(crate) result: Result<T, Box<PipelineError>>,
     pub(crate) started: Duration,
     pub(crate) finished: Duration,
     pub(crate) attempts: u32,
@@ -112,7 +114,10 @@ impl<T> ResultProcessor<T> {
                 None if timed_out => run.halted_outcome(index, Halt::TimedOut, 0),
                 None => lost(task, step),
             };
-            timed_out |= matches!(outcome.result, Err(PipelineError::TaskTimedOut { .. }));
+            timed_out |= matches!(
+                outcome.result.as_ref().map_err(|e| &**e),
+                Err(PipelineError::TaskTimedOut { .. })
+            );
             match outcome.directive {
                 Some(Directive::Switch(target)) if switch.is_none() && outcome.result.is_ok() => {
                     switch = Some((target, Arc::clone(&task.name)));
@@ -133,7 +138,7 @@ impl<T> ResultProcessor<T> {
             });
             match outcome.result {
                 Ok(value) => entries.push((Arc::clone(&task.name), value)),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(*e),
             }
         }
         let evaluation = strategy.evaluate(&Tally::new(&ok));
@@ -152,10 +157,10 @@ impl<T> ResultProcessor<T> {
 fn lost<T>(task: &Task<T>, step: &Arc<str>) -> Outcome<T> {
     Outcome {
         index: 0,
-        result: Err(PipelineError::TaskLost {
+        result: Err(Box::new(PipelineError::TaskLost {
             task: Arc::clone(&task.name),
             step: Arc::clone(step),
-        }),
+        })),
         started: Duration::ZERO,
         finished: Duration::ZERO,
         attempts: 0,
@@ -239,7 +244,7 @@ mod tests {
             result: if ok {
                 Ok(index * 10)
             } else {
-                Err(PipelineError::EmptyExecutorName)
+                Err(Box::new(PipelineError::EmptyExecutorName))
             },
             started: Duration::ZERO,
             finished: Duration::ZERO,
