@@ -144,3 +144,8 @@ mod assertions {
         fn _executor(_: &dyn CustomExecutor) {}
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
