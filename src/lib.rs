@@ -70,7 +70,9 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+mod benchmark;
 mod chain;
+mod comparison;
 mod config;
 mod context;
 mod coordinator;
@@ -89,9 +91,12 @@ mod state_manager;
 mod status;
 mod strategy;
 mod task;
+mod timeline;
 mod unwind;
 
+pub use benchmark::{BenchmarkEvent, BenchmarkObserver, StrategyBenchmark};
 pub use chain::{ExecutionChain, Iter as ChainIter};
+pub use comparison::{Comparison, StrategyResult};
 pub use config::ExecutorConfig;
 pub use context::{ContextId, ExecutionContext};
 pub use error::{Cause, PipelineError, TaskError};
@@ -111,6 +116,7 @@ pub use state_manager::ExecutionStateManager;
 pub use status::ExecutionStatus;
 pub use strategy::{CustomRule, EvaluationResult, EvaluationStrategy, LegacyPolicy, Tally};
 pub use task::{Event, Task, TaskContext};
+pub use timeline::{Bar, Timeline};
 
 #[cfg(test)]
 mod assertions {
