@@ -173,7 +173,7 @@ impl Timeline {
                 LANE - 4.0,
                 PALETTE[colour_index % PALETTE.len()],
                 escape(&b.task),
-                escape(&b.step),
+                escape(&shorten(&b.step)),
                 b.thread,
                 human(b.started),
                 human(b.finished),
@@ -181,6 +181,17 @@ impl Timeline {
         }
         svg.push_str("</svg>\n");
         svg
+    }
+}
+
+/// Steps named after their tasks can be as long as thousands of names;
+/// repeating that in every tooltip would make the file grow with the square
+/// of the step's size.
+fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    const KEEP: usize = 40;
+    match s.char_indices().nth(KEEP) {
+        Some((i, _)) => format!("{}…", &s[..i]).into(),
+        None => s.into(),
     }
 }
 
@@ -235,6 +246,15 @@ mod tests {
         assert!(svg.contains("a&amp;b (s&lt;1&gt;)"));
         assert!(svg.contains("thread 3 (100%)"));
         assert!(svg.contains("thread 7 (75%)"));
+    }
+
+    #[test]
+    fn long_step_names_are_cut_in_tooltips() {
+        let mut b = bar("t", 1, 0, 1, true);
+        b.step = "x".repeat(1000).into();
+        let svg = Timeline { bars: vec![b] }.to_svg();
+        assert!(svg.contains(&format!("({}…)", "x".repeat(40))));
+        assert!(svg.len() < 1000);
     }
 
     #[test]
