@@ -88,7 +88,14 @@ fn every_strategy_and_the_baseline_are_compared() {
     let names: Vec<&str> = comparison.results.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
-        ["inline", "pool(2)", "global", "thread-per-task", "custom(spawner)", "rayon"]
+        [
+            "inline",
+            "pool(2)",
+            "global",
+            "thread-per-task",
+            "custom(spawner)",
+            "rayon"
+        ]
     );
     assert_eq!(comparison.tasks, 8);
     assert_eq!(comparison.baseline().unwrap().name, "rayon");
@@ -130,7 +137,14 @@ fn every_strategy_and_the_baseline_are_compared() {
     }
 
     let table = comparison.to_string();
-    for name in ["inline", "pool(2)", "global", "thread-per-task", "custom(spawner)", "rayon*"] {
+    for name in [
+        "inline",
+        "pool(2)",
+        "global",
+        "thread-per-task",
+        "custom(spawner)",
+        "rayon*",
+    ] {
         assert!(table.contains(name), "{name} missing from\n{table}");
     }
 }
@@ -138,7 +152,11 @@ fn every_strategy_and_the_baseline_are_compared() {
 #[test]
 fn the_timeline_has_one_bar_per_task() {
     let executor = PipelineExecutor::builder().build().unwrap();
-    for config in [ExecutorConfig::Inline, ExecutorConfig::pool(2), ExecutorConfig::ThreadPerTask] {
+    for config in [
+        ExecutorConfig::Inline,
+        ExecutorConfig::pool(2),
+        ExecutorConfig::ThreadPerTask,
+    ] {
         let pipeline = fan_out(5).with_executor(config.clone());
         let run = executor.execute(&pipeline, 2).unwrap();
         let timeline = Timeline::from_run(&run);
@@ -149,7 +167,11 @@ fn the_timeline_has_one_bar_per_task() {
         assert_eq!(svg.matches("<rect").count(), 7, "{config}");
         assert_eq!(svg.matches("<rect").count(), svg.matches("</rect>").count());
         if config == ExecutorConfig::Inline {
-            assert_eq!(timeline.busy().len(), 1, "inline runs on the caller's thread only");
+            assert_eq!(
+                timeline.busy().len(),
+                1,
+                "inline runs on the caller's thread only"
+            );
         }
     }
 }
