@@ -38,7 +38,7 @@ fn retries(c: &mut Criterion) {
     let calls = Arc::new(AtomicU64::new(0));
     let retried = one_task(
         Task::from_fn("t", move |c| {
-            if calls.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+            if calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
                 Err(TaskError::msg("transient"))
             } else {
                 Ok(black_box(*c.input()))

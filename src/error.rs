@@ -111,6 +111,14 @@ pub enum PipelineError {
         /// rayon's message.
         message: String,
     },
+    /// A strategy benchmark was set up so that it cannot measure anything.
+    #[error("benchmark `{benchmark}` cannot run: {reason}")]
+    InvalidBenchmark {
+        /// The benchmark's name.
+        benchmark: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A task returned an error.
     #[error("task `{task}` in step `{step}` failed on attempt {attempt}: {message}")]
     TaskFailed {

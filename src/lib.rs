@@ -70,8 +70,10 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+mod benchmark;
 mod cancel;
 mod chain;
+mod comparison;
 mod config;
 mod context;
 mod coordinator;
@@ -93,10 +95,13 @@ mod state_manager;
 mod status;
 mod strategy;
 mod task;
+mod timeline;
 mod unwind;
 
+pub use benchmark::{BenchmarkEvent, BenchmarkObserver, StrategyBenchmark};
 pub use cancel::CancelToken;
 pub use chain::{ExecutionChain, Iter as ChainIter};
+pub use comparison::{Comparison, StrategyResult};
 pub use config::ExecutorConfig;
 pub use context::{ContextId, ExecutionContext};
 pub use error::{Cause, PipelineError, TaskError};
@@ -119,6 +124,7 @@ pub use state_manager::ExecutionStateManager;
 pub use status::ExecutionStatus;
 pub use strategy::{CustomRule, EvaluationResult, EvaluationStrategy, LegacyPolicy, Tally};
 pub use task::{Event, Task, TaskContext};
+pub use timeline::{Bar, Timeline};
 
 #[cfg(test)]
 mod assertions {

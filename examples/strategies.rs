@@ -1,0 +1,585 @@
+//! Runs the standard suite of workloads on every executor strategy, against plain rayon.
+//!
+//! ```text
+//! cargo run --release --example strategies            # the full suite, a few minutes
+//! cargo run --release --example strategies -- --quick # a smoke test, under a minute
+//! ```
+//!
+//! It prints one table per workload and writes `suite.json`, `suite.csv` and
+//! a few timelines (`*.svg`) under `target/conveyor-bench/`, then reads them
+//! back and exits non-zero when one is missing or does not parse.
+
+use std::error::Error;
+use std::fs;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conveyor::{
+    BenchmarkEvent, BenchmarkObserver, Comparison, CustomExecutor, ExecutorConfig, Job, Pipeline,
+    PipelineExecutor, StrategyBenchmark, Task, Timeline,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde_json::json;
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// A user's own executor: a fixed set of threads fed through one channel.
+struct ChannelPool {
+    jobs: crossbeam_channel::Sender<Job>,
+}
+
+impl ChannelPool {
+    fn new(threads: usize) -> Self {
+        let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
+        for i in 0..threads {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("channel-pool-{i}"))
+                .spawn(move || rx.iter().for_each(Job::run))
+                .expect("start a channel-pool thread");
+        }
+        Self { jobs }
+    }
+}
+
+impl CustomExecutor for ChannelPool {
+    fn spawn(&self, job: Job) {
+        // A send fails only once every worker is gone; the job is then
+        // dropped, which reports its task as not run.
+        let _ = self.jobs.send(job);
+    }
+}
+
+/// Shows the benchmark's progress as a bar on stderr (hidden when stderr is
+/// not a terminal, as in CI).
+struct Progress(ProgressBar);
+
+impl BenchmarkObserver for Progress {
+    fn benchmark_started(&self, benchmark: &str, total: usize) {
+        self.0.reset();
+        self.0.set_length(total as u64);
+        self.0.set_message(benchmark.to_owned());
+    }
+    fn run_finished(&self, _event: &BenchmarkEvent<'_>) {
+        self.0.inc(1);
+    }
+}
+
+/// Dependent multiply-rotate rounds: real CPU work that the compiler cannot
+/// fold away or vectorise.
+fn spin(rounds: u64, seed: u64) -> u64 {
+    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+    for i in 0..black_box(rounds) {
+        h = (h ^ i).wrapping_mul(0x0100_0000_01b3).rotate_left(5);
+    }
+    black_box(h)
+}
+
+/// How many `spin` rounds take `grain`, from the best of a few timings.
+struct Calibration {
+    ns_per_round: f64,
+}
+
+impl Calibration {
+    fn measure() -> Self {
+        let rounds = 2_000_000;
+        let best = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                spin(rounds, 1);
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or(Duration::from_millis(2));
+        Self {
+            ns_per_round: best.as_nanos() as f64 / rounds as f64,
+        }
+    }
+
+    fn rounds(&self, grain: Duration) -> u64 {
+        ((grain.as_nanos() as f64 / self.ns_per_round).round() as u64).max(1)
+    }
+}
+
+struct Suite {
+    quick: bool,
+    threads: usize,
+    executor: PipelineExecutor<u64>,
+    rayon: Arc<rayon::ThreadPool>,
+    progress: ProgressBar,
+    comparisons: Vec<Comparison>,
+    out: PathBuf,
+    svgs: Vec<(PathBuf, usize)>,
+}
+
+impl Suite {
+    fn strategies(&self) -> Vec<ExecutorConfig> {
+        vec![
+            ExecutorConfig::Inline,
+            ExecutorConfig::pool(self.threads),
+            ExecutorConfig::Global,
+            ExecutorConfig::ThreadPerTask,
+            ExecutorConfig::custom("channel-pool"),
+        ]
+    }
+
+    fn rounds(&self) -> (usize, usize) {
+        if self.quick { (1, 3) } else { (3, 15) }
+    }
+
+    /// Benchmarks `pipeline` on `strategies` with `baseline` in the same
+    /// rounds, prints the table and keeps the comparison.
+    fn bench(
+        &mut self,
+        name: &str,
+        pipeline: &Pipeline<u64>,
+        strategies: Vec<ExecutorConfig>,
+        baseline: impl FnMut(),
+    ) -> Result<Comparison> {
+        let (warmups, runs) = self.rounds();
+        self.bench_with(name, pipeline, strategies, baseline, warmups, runs)
+    }
+
+    fn bench_with(
+        &mut self,
+        name: &str,
+        pipeline: &Pipeline<u64>,
+        strategies: Vec<ExecutorConfig>,
+        baseline: impl FnMut(),
+        warmups: usize,
+        runs: usize,
+    ) -> Result<Comparison> {
+        let comparison = StrategyBenchmark::new(name, pipeline, 1)
+            .executor(&self.executor)
+            .strategies(strategies)
+            .baseline("rayon", baseline)
+            .warmups(warmups)
+            .runs(runs)
+            .observer(Progress(self.progress.clone()))
+            .run()?;
+        self.progress.suspend(|| println!("{comparison}"));
+        self.comparisons.push(comparison.clone());
+        Ok(comparison)
+    }
+
+    /// Writes the timeline of one run of `pipeline` on `config`.
+    fn timeline(&mut self, name: &str, pipeline: &Pipeline<u64>, config: ExecutorConfig) -> Result<()> {
+        let run = self
+            .executor
+            .execute(&pipeline.with_executor(config.clone()), 1)?;
+        let timeline = Timeline::from_run(&run);
+        let file: String = format!("timeline-{name}-{config}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = self.out.join(format!("{file}.svg"));
+        fs::write(&path, timeline.to_svg())?;
+        self.svgs.push((path, timeline.bars().len()));
+        Ok(())
+    }
+}
+
+/// One step of `n` tasks, each made by `task(i)`.
+fn one_step(name: &str, n: usize, task: impl Fn(usize) -> Task<u64>) -> Result<Pipeline<u64>> {
+    Ok(Pipeline::builder(name)
+        .step((0..n).map(task).collect::<Vec<_>>())
+        .build()?)
+}
+
+/// Raw rayon doing what a step does: one spawn per task in a scope, one
+/// outcome per task over one channel, collected in order.
+fn rayon_step(pool: &rayon::ThreadPool, n: usize, work: impl Fn(usize) -> u64 + Sync) -> Vec<u64> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    pool.scope(|s| {
+        for i in 0..n {
+            let (tx, work) = (tx.clone(), &work);
+            s.spawn(move |_| {
+                let _ = tx.send((i, work(i)));
+            });
+        }
+    });
+    drop(tx);
+    let mut out = vec![0; n];
+    for (i, v) in rx {
+        out[i] = v;
+    }
+    out
+}
+
+/// N no-op tasks in one step: the fixed cost (N = 1) and the cost per task.
+fn noop(suite: &mut Suite) -> Result<()> {
+    for n in [1, 100, 10_000] {
+        let pipeline = one_step("noop", n, |i| Task::from_fn(format!("t{i}"), |_| Ok(0)))?;
+        let mut strategies = suite.strategies();
+        // "Adding threads to tiny work must not slow it down" needs the
+        // one-thread pool beside the full one.
+        if suite.threads > 1 {
+            strategies.insert(1, ExecutorConfig::pool(1));
+        }
+        let pool = Arc::clone(&suite.rayon);
+        suite.bench(&format!("noop/{n}"), &pipeline, strategies, move || {
+            black_box(rayon_step(&pool, n, |_| 0));
+        })?;
+    }
+    Ok(())
+}
+
+/// 1,000 steps of one task each: the cost of a step.
+fn chain(suite: &mut Suite) -> Result<()> {
+    let steps = 1_000;
+    let pipeline = (0..steps)
+        .fold(Pipeline::builder("chain"), |b, i| {
+            b.step(Task::from_fn(format!("s{i}"), |c| {
+                Ok(c.previous().first().copied().unwrap_or(*c.input()) + 1)
+            }))
+        })
+        .build()?;
+    let pool = Arc::clone(&suite.rayon);
+    suite.bench("chain/1000", &pipeline, suite.strategies(), move || {
+        let mut x = 1_u64;
+        for _ in 0..steps {
+            x = rayon_step(&pool, 1, |_| x + 1)[0];
+        }
+        black_box(x);
+    })?;
+    Ok(())
+}
+
+/// 1 → W → 1: a source, W tasks reading it, a sink summing them.
+fn fan_out(suite: &mut Suite) -> Result<()> {
+    for width in [4_u64, 100, 10_000] {
+        let pipeline = Pipeline::builder("fan")
+            .step(Task::from_fn("source", |c| Ok(*c.input())))
+            .step(
+                (0..width)
+                    .map(|i| Task::from_fn(format!("w{i}"), move |c| Ok(c.previous().first().unwrap() + i)))
+                    .collect::<Vec<_>>(),
+            )
+            .step(Task::from_fn("sink", |c| Ok(c.previous().values().sum())))
+            .build()?;
+        let pool = Arc::clone(&suite.rayon);
+        let name = format!("fan-out/{width}");
+        suite.bench(&name, &pipeline, suite.strategies(), move || {
+            let source = pool.install(|| black_box(1_u64));
+            let sum: u64 = pool.install(|| (0..width).into_par_iter().map(|i| source + i).sum());
+            black_box(pool.install(|| sum));
+        })?;
+        if width == 100 {
+            for config in [
+                ExecutorConfig::pool(suite.threads),
+                ExecutorConfig::custom("channel-pool"),
+            ] {
+                suite.timeline("fan-out-100", &pipeline, config)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// K tasks of real work each, against rayon's `par_iter` over the same work.
+fn cpu_batch(suite: &mut Suite, calibration: &Calibration) -> Result<()> {
+    let grains = [Duration::from_micros(100), Duration::from_millis(1)];
+    for grain in grains {
+        for k in [suite.threads, 4 * suite.threads, 64 * suite.threads] {
+            let rounds = calibration.rounds(grain);
+            let pipeline = one_step("cpu", k, |i| {
+                Task::from_fn(format!("h{i}"), move |c| Ok(spin(rounds, c.input() + i as u64)))
+            })?;
+            let pool = Arc::clone(&suite.rayon);
+            let name = format!("cpu/{}/{k}", label(grain));
+            suite.bench(&name, &pipeline, suite.strategies(), move || {
+                let out: Vec<u64> = pool.install(|| {
+                    (0..k)
+                        .into_par_iter()
+                        .map(|i| spin(rounds, 1 + i as u64))
+                        .collect()
+                });
+                black_box(out);
+            })?;
+            if grain == grains[0] && k == 4 * suite.threads {
+                suite.timeline(&name, &pipeline, ExecutorConfig::pool(suite.threads))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Work per task from 100 ns to 100 µs over many tasks: the smallest grain
+/// at which each strategy gets 90% of the ideal speedup over one thread.
+fn grain_sweep(suite: &mut Suite, calibration: &Calibration) -> Result<serde_json::Value> {
+    let tasks = if suite.quick { 1_000 } else { 10_000 };
+    let grains_ns: &[u64] = if suite.quick {
+        &[100, 1_000, 10_000, 100_000]
+    } else {
+        &[100, 300, 1_000, 3_000, 10_000, 30_000, 100_000]
+    };
+    let (warmups, runs) = if suite.quick { (1, 3) } else { (1, 7) };
+    let ideal = suite.threads as f64;
+    let mut rows = Vec::new();
+    let mut smallest: Vec<(String, Option<u64>)> = Vec::new();
+    for &ns in grains_ns {
+        let rounds = calibration.rounds(Duration::from_nanos(ns));
+        // One thread doing the work with nothing around it: the speedup's
+        // reference.
+        let mut sequential: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                for i in 0..tasks {
+                    spin(rounds, i as u64);
+                }
+                t.elapsed()
+            })
+            .collect();
+        sequential.sort_unstable();
+        let sequential = sequential[runs / 2];
+        let pipeline = one_step("grain", tasks, |i| {
+            Task::from_fn(format!("g{i}"), move |c| Ok(spin(rounds, c.input() + i as u64)))
+        })?;
+        let pool = Arc::clone(&suite.rayon);
+        let name = format!("grain/{}", label(Duration::from_nanos(ns)));
+        let comparison = suite.bench_with(
+            &name,
+            &pipeline,
+            suite.strategies(),
+            move || {
+                let out: Vec<u64> = pool.install(|| {
+                    (0..tasks)
+                        .into_par_iter()
+                        .map(|i| spin(rounds, i as u64))
+                        .collect()
+                });
+                black_box(out);
+            },
+            warmups,
+            runs,
+        )?;
+        let mut speedups = serde_json::Map::new();
+        for r in &comparison.results {
+            let speedup = sequential.as_secs_f64() / r.median.as_secs_f64();
+            speedups.insert(r.name.clone(), json!(speedup));
+            let slot = match smallest.iter().position(|(n, _)| *n == r.name) {
+                Some(i) => i,
+                None => {
+                    smallest.push((r.name.clone(), None));
+                    smallest.len() - 1
+                }
+            };
+            if smallest[slot].1.is_none() && speedup >= 0.9 * ideal {
+                smallest[slot].1 = Some(ns);
+            }
+        }
+        rows.push(json!({
+            "grain_ns": ns,
+            "sequential_ns": sequential.as_nanos() as u64,
+            "speedup": speedups,
+        }));
+    }
+    suite.progress.suspend(|| {
+        println!(
+            "grain sweep: {tasks} tasks, smallest grain reaching 90% of the ideal speedup ({:.1}x)",
+            0.9 * ideal
+        );
+        for (name, grain) in &smallest {
+            let grain = grain.map_or_else(|| "not reached".to_owned(), |g| label(Duration::from_nanos(g)));
+            println!("  {name:<22} {grain}");
+        }
+        println!();
+    });
+    let smallest: serde_json::Map<String, serde_json::Value> =
+        smallest.into_iter().map(|(n, g)| (n, json!(g))).collect();
+    Ok(json!({ "tasks": tasks, "ideal_speedup": ideal, "rows": rows, "smallest_grain_ns": smallest }))
+}
+
+fn label(d: Duration) -> String {
+    match d.as_nanos() {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}us", n / 1_000),
+        n => format!("{n}ns"),
+    }
+}
+
+/// The README's targets, each as met or missed with the figure behind it.
+fn targets(suite: &Suite) -> Vec<serde_json::Value> {
+    let find = |bench: &str| suite.comparisons.iter().find(|c| c.benchmark == bench);
+    let pool = ExecutorConfig::pool(suite.threads).to_string();
+    let mut out = Vec::new();
+    let mut target = |name: &str, figure: Option<f64>, limit: f64, at_most: bool, unit: &str| {
+        let met = figure.map(|f| if at_most { f <= limit } else { f >= limit });
+        out.push(json!({ "target": name, "figure": figure, "limit": limit, "unit": unit, "met": met }));
+    };
+    let noop = find("noop/10000");
+    target(
+        "per-task cost vs raw rayon scope+channel (noop/10000, pool)",
+        noop.and_then(|c| c.result(&pool))
+            .and_then(|r| r.ratio_to_baseline),
+        1.5,
+        true,
+        "x",
+    );
+    target(
+        "per-step cost (chain/1000, inline)",
+        find("chain/1000")
+            .and_then(|c| c.result("inline"))
+            .map(|r| r.per_task.as_secs_f64() * 1e6),
+        2.0,
+        true,
+        "µs",
+    );
+    let cpu_worst = suite
+        .comparisons
+        .iter()
+        .filter(|c| c.benchmark.starts_with("cpu/"))
+        .filter_map(|c| c.result(&pool).and_then(|r| r.ratio_to_baseline))
+        .map(|ratio| 1.0 / ratio)
+        .reduce(f64::min);
+    target(
+        "CPU-heavy throughput vs rayon par_iter (worst batch, pool)",
+        cpu_worst,
+        0.97,
+        false,
+        "x",
+    );
+    let tiny = ["noop/1", "noop/100"]
+        .into_iter()
+        .filter_map(find)
+        .filter_map(|c| {
+            let one = c.result("pool(1)")?.median.as_secs_f64();
+            Some(c.result(&pool)?.median.as_secs_f64() / one)
+        })
+        .reduce(f64::max);
+    target(
+        "tiny work with all threads vs one thread (noop/1 and noop/100, worst)",
+        tiny,
+        1.1,
+        true,
+        "x",
+    );
+    out
+}
+
+/// Reads back every file the suite wrote; any problem is an error.
+fn verify(out: &Path, comparisons: usize, rows: usize, svgs: &[(PathBuf, usize)]) -> Result<()> {
+    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("suite.json"))?)?;
+    let parsed: Vec<Comparison> = serde_json::from_value(json["comparisons"].clone())?;
+    if parsed.len() != comparisons {
+        return Err(format!("suite.json holds {} comparisons, not {comparisons}", parsed.len()).into());
+    }
+    let csv = fs::read_to_string(out.join("suite.csv"))?;
+    let mut lines = csv.lines();
+    if lines.next() != Some(Comparison::CSV_HEADER) {
+        return Err("suite.csv does not start with the header".into());
+    }
+    let columns = Comparison::CSV_HEADER.split(',').count();
+    let mut count = 0;
+    for line in lines {
+        count += 1;
+        if line.split(',').count() != columns {
+            return Err(format!("suite.csv: bad row `{line}`").into());
+        }
+    }
+    if count != rows {
+        return Err(format!("suite.csv holds {count} rows, not {rows}").into());
+    }
+    for (path, bars) in svgs {
+        let svg = fs::read_to_string(path)?;
+        let rects = svg.matches("<rect").count();
+        if !svg.starts_with("<svg") || !svg.trim_end().ends_with("</svg>") || rects != *bars {
+            return Err(format!(
+                "{}: not a timeline of {bars} tasks ({rects} bars)",
+                path.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let out = target.join("conveyor-bench");
+    fs::create_dir_all(&out)?;
+
+    let progress = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len} runs, {elapsed}")?
+            .progress_chars("=> "),
+    );
+    let mut suite = Suite {
+        quick,
+        threads,
+        executor: PipelineExecutor::builder()
+            .custom_executor("channel-pool", ChannelPool::new(threads))
+            .build()?,
+        rayon: Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build()?),
+        progress,
+        comparisons: Vec::new(),
+        out: out.clone(),
+        svgs: Vec::new(),
+    };
+    let calibration = Calibration::measure();
+    println!(
+        "conveyor strategy suite{}: {threads} threads, {:.2} ns per spin round; \
+         `*` marks the plain-rayon baseline (same pool size)\n",
+        if quick { " (quick)" } else { "" },
+        calibration.ns_per_round
+    );
+
+    noop(&mut suite)?;
+    chain(&mut suite)?;
+    fan_out(&mut suite)?;
+    cpu_batch(&mut suite, &calibration)?;
+    let sweep = grain_sweep(&mut suite, &calibration)?;
+    suite.progress.finish_and_clear();
+
+    let targets = targets(&suite);
+    println!("targets:");
+    for t in &targets {
+        let verdict = match t["met"].as_bool() {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "n/a",
+        };
+        println!(
+            "  {:<72} {:>8.3} {} (limit {}) {verdict}",
+            t["target"].as_str().unwrap_or_default(),
+            t["figure"].as_f64().unwrap_or(f64::NAN),
+            t["unit"].as_str().unwrap_or_default(),
+            t["limit"],
+        );
+    }
+
+    let rows: usize = suite.comparisons.iter().map(|c| c.results.len()).sum();
+    let suite_json = json!({
+        "threads": threads,
+        "quick": quick,
+        "comparisons": suite.comparisons,
+        "grain_sweep": sweep,
+        "targets": targets,
+    });
+    fs::write(out.join("suite.json"), serde_json::to_string_pretty(&suite_json)?)?;
+    let mut csv = format!("{}\n", Comparison::CSV_HEADER);
+    for c in &suite.comparisons {
+        csv.push_str(&c.csv_rows());
+    }
+    fs::write(out.join("suite.csv"), csv)?;
+
+    verify(&out, suite.comparisons.len(), rows, &suite.svgs)?;
+    println!(
+        "\nwrote and checked {} and {} timelines in {:.1} s",
+        out.join("suite.{json,csv}").display(),
+        suite.svgs.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! A tiny strategy benchmark end to end: every strategy, the baseline, and
+//! each output format.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use conveyor::{
+    BenchmarkEvent, BenchmarkObserver, Comparison, CustomExecutor, ExecutorConfig, Job, Pipeline,
+    PipelineExecutor, StrategyBenchmark, Task, Timeline,
+};
+
+/// Runs each job on a fresh thread: the simplest executor a user might bring.
+struct Spawner;
+
+impl CustomExecutor for Spawner {
+    fn spawn(&self, job: Job) {
+        std::thread::spawn(move || job.run());
+    }
+}
+
+fn fan_out(width: u64) -> Pipeline<u64> {
+    Pipeline::builder("fan")
+        .step([Task::from_fn("source", |c| Ok(*c.input()))])
+        .step(
+            (0..width)
+                .map(|i| Task::from_fn(format!("w{i}"), move |c| Ok(c.previous().first().unwrap() + i)))
+                .collect::<Vec<_>>(),
+        )
+        .step([Task::from_fn("sink", |c| Ok(c.previous().values().sum()))])
+        .build()
+        .unwrap()
+}
+
+fn strategies() -> Vec<ExecutorConfig> {
+    vec![
+        ExecutorConfig::Inline,
+        ExecutorConfig::pool(2),
+        ExecutorConfig::Global,
+        ExecutorConfig::ThreadPerTask,
+        ExecutorConfig::custom("spawner"),
+    ]
+}
+
+#[derive(Default)]
+struct Progress {
+    started: AtomicUsize,
+    runs: Mutex<Vec<(usize, usize)>>,
+    finished: AtomicUsize,
+}
+
+impl BenchmarkObserver for Progress {
+    fn benchmark_started(&self, _: &str, total: usize) {
+        self.started.store(total, Ordering::Relaxed);
+    }
+    fn run_finished(&self, e: &BenchmarkEvent<'_>) {
+        self.runs.lock().unwrap().push((e.done, e.total));
+    }
+    fn benchmark_finished(&self, _: &Comparison) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn every_strategy_and_the_baseline_are_compared() {
+    let executor = PipelineExecutor::builder()
+        .custom_executor("spawner", Spawner)
+        .build()
+        .unwrap();
+    let pipeline = fan_out(6);
+    let baseline_runs = AtomicUsize::new(0);
+    let progress = Arc::new(Progress::default());
+    let comparison = StrategyBenchmark::new("fan-out 6", &pipeline, 1)
+        .executor(&executor)
+        .strategies(strategies())
+        .baseline("rayon", || {
+            use rayon::prelude::*;
+            let s: u64 = (0..6_u64).into_par_iter().map(|i| 1 + i).sum();
+            std::hint::black_box(s);
+            baseline_runs.fetch_add(1, Ordering::Relaxed);
+        })
+        .warmups(1)
+        .runs(3)
+        .observer(Arc::clone(&progress))
+        .run()
+        .unwrap();
+
+    assert_eq!(baseline_runs.load(Ordering::Relaxed), 4);
+    let names: Vec<&str> = comparison.results.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "inline",
+            "pool(2)",
+            "global",
+            "thread-per-task",
+            "custom(spawner)",
+            "rayon"
+        ]
+    );
+    assert_eq!(comparison.tasks, 8);
+    assert_eq!(comparison.baseline().unwrap().name, "rayon");
+    for r in &comparison.results {
+        assert_eq!(r.runs, 3, "{}", r.name);
+        assert!(r.min <= r.median && r.median <= r.max, "{}", r.name);
+        assert!(r.ratio_to_fastest >= 1.0, "{}", r.name);
+        assert!(r.ratio_to_baseline.is_some(), "{}", r.name);
+        #[cfg(target_os = "linux")]
+        assert!(r.cpu.is_some(), "{}", r.name);
+    }
+    let fastest = comparison.fastest().unwrap();
+    assert_eq!(fastest.ratio_to_fastest, 1.0);
+
+    assert_eq!(progress.started.load(Ordering::Relaxed), 24);
+    let runs = progress.runs.lock().unwrap();
+    assert_eq!(runs.len(), 24);
+    assert_eq!(*runs.last().unwrap(), (24, 24));
+    assert_eq!(progress.finished.load(Ordering::Relaxed), 1);
+
+    let json: serde_json::Value = serde_json::from_str(&comparison.to_json()).unwrap();
+    assert_eq!(json["benchmark"], "fan-out 6");
+    let rows = json["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().all(|r| r["median_ns"].as_u64().is_some()));
+    assert_eq!(rows[1]["config"]["pool"]["threads"], 2);
+    let back: Comparison = serde_json::from_str(&comparison.to_json()).unwrap();
+    assert_eq!(back, comparison);
+
+    let csv = comparison.to_csv();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], Comparison::CSV_HEADER);
+    assert_eq!(lines.len(), 7);
+    let columns = Comparison::CSV_HEADER.split(',').count();
+    for (line, name) in lines[1..].iter().zip(names) {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), columns, "{line}");
+        assert_eq!(fields[1], name);
+    }
+
+    let table = comparison.to_string();
+    for name in [
+        "inline",
+        "pool(2)",
+        "global",
+        "thread-per-task",
+        "custom(spawner)",
+        "rayon*",
+    ] {
+        assert!(table.contains(name), "{name} missing from\n{table}");
+    }
+}
+
+#[test]
+fn the_timeline_has_one_bar_per_task() {
+    let executor = PipelineExecutor::builder().build().unwrap();
+    for config in [
+        ExecutorConfig::Inline,
+        ExecutorConfig::pool(2),
+        ExecutorConfig::ThreadPerTask,
+    ] {
+        let pipeline = fan_out(5).with_executor(config.clone());
+        let run = executor.execute(&pipeline, 2).unwrap();
+        let timeline = Timeline::from_run(&run);
+        assert_eq!(timeline.bars().len(), 7, "{config}");
+        let svg = timeline.to_svg();
+        assert!(svg.starts_with("<svg"), "{config}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{config}");
+        assert_eq!(svg.matches("<rect").count(), 7, "{config}");
+        assert_eq!(svg.matches("<rect").count(), svg.matches("</rect>").count());
+        if config == ExecutorConfig::Inline {
+            assert_eq!(
+                timeline.busy().len(),
+                1,
+                "inline runs on the caller's thread only"
+            );
+        }
+    }
+}
