@@ -1,0 +1,373 @@
+//! A CPU-bound batch job: sensor readings generated in shards on a pool, analysed in parallel, reported inline.
+
+use std::fmt::Write as _;
+use std::num::NonZeroUsize;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Step, Task, TaskContext, TaskError};
+
+const USAGE: &str = "\
+usage: batch [--records N] [--shards N] [--threads N] [--seed N]
+
+  --records N   sensor readings to generate (default 1000000)
+  --shards N    generate tasks, each making one shard (default 16)
+  --threads N   threads of the `cpu` pool (default: available parallelism)
+  --seed N      PRNG seed; equal seeds give equal checksums (default 42)
+  --help        print this and exit";
+
+/// Readings below or above the histogram's range land in its first or last
+/// bin, so the bins always add up to the record count.
+const HIST_MIN: f64 = 0.0;
+const HIST_MAX: f64 = 40.0;
+const HIST_BINS: usize = 20;
+
+/// Every value that flows through the pipeline. One enum, because a run
+/// carries a single value type from its input to its last step.
+#[derive(Debug, Clone, PartialEq)]
+enum Data {
+    Job {
+        records: usize,
+        shards: usize,
+        seed: u64,
+    },
+    Shard(Vec<f64>),
+    Stats {
+        count: usize,
+        mean: f64,
+        std_dev: f64,
+        min: f64,
+        max: f64,
+    },
+    Quantiles {
+        p50: f64,
+        p99: f64,
+    },
+    Histogram(Vec<u64>),
+    Checksum(u64),
+    Report(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Args {
+    records: usize,
+    shards: usize,
+    threads: usize,
+    seed: u64,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        records: 1_000_000,
+        shards: 16,
+        threads: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        seed: 42,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Ok(None);
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || value.parse::<u64>().map_err(|e| format!("{flag} {value}: {e}"));
+        let size = || number().and_then(|n| usize::try_from(n).map_err(|e| format!("{flag} {value}: {e}")));
+        match flag.as_str() {
+            "--records" => args.records = size()?,
+            "--shards" => args.shards = size()?,
+            "--threads" => args.threads = size()?,
+            "--seed" => args.seed = number()?,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if args.shards == 0 {
+        return Err("--shards must be at least 1".into());
+    }
+    Ok(Some(args))
+}
+
+/// xorshift64*: tiny, fast, and reproducible on every platform.
+struct Rng(u64);
+
+impl Rng {
+    /// Seeds through splitmix64 so that neighbouring shard numbers give
+    /// unrelated streams, and a zero state (which xorshift never leaves) is
+    /// impossible.
+    fn new(seed: u64, stream: u64) -> Self {
+        let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Self((z ^ (z >> 31)) | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in (0, 1]: never 0, so `ln` below stays finite.
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1_u64 << 53) as f64
+    }
+
+    /// Standard normal, by Box–Muller.
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.unit(), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// The records of shard `shard`: the first `records % shards` shards take
+/// one extra record, so every record is made exactly once.
+fn shard_len(records: usize, shards: usize, shard: usize) -> usize {
+    records / shards + usize::from(shard < records % shards)
+}
+
+/// A temperature sensor: a daily cycle around 20 °C, Gaussian noise, and a
+/// rare spike, so the tails of the distribution are worth a quantile.
+fn generate(ctx: &TaskContext<'_, Data>, shard: usize) -> Result<Data, TaskError> {
+    let &Data::Job {
+        records,
+        shards,
+        seed,
+    } = ctx.input()
+    else {
+        return Err(TaskError::msg("the run's input must be a Job"));
+    };
+    let mut rng = Rng::new(seed, shard as u64);
+    let len = shard_len(records, shards, shard);
+    let readings = (0..len)
+        .map(|i| {
+            let hour = (i % 1440) as f64 / 60.0;
+            let cycle = 4.0 * (std::f64::consts::TAU * hour / 24.0).sin();
+            let spike = if rng.next_u64().is_multiple_of(10_000) {
+                15.0
+            } else {
+                0.0
+            };
+            20.0 + cycle + 1.5 * rng.normal() + spike
+        })
+        .collect();
+    Ok(Data::Shard(readings))
+}
+
+fn shards<'a>(ctx: &TaskContext<'a, Data>) -> Result<Vec<&'a [f64]>, TaskError> {
+    ctx.previous()
+        .iter()
+        .map(|(name, value)| match value {
+            Data::Shard(v) => Ok(v.as_slice()),
+            other => Err(TaskError::msg(format!("{name} gave {other:?}, not a shard"))),
+        })
+        .collect()
+}
+
+/// Welford's algorithm: one pass, and stable where summing squares is not.
+fn stats(ctx: &TaskContext<'_, Data>) -> Result<Data, TaskError> {
+    let (mut count, mut mean, mut m2) = (0_usize, 0.0_f64, 0.0_f64);
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &x in shards(ctx)?.iter().flat_map(|s| s.iter()) {
+        count += 1;
+        let delta = x - mean;
+        mean += delta / count as f64;
+        m2 += delta * (x - mean);
+        min = min.min(x);
+        max = max.max(x);
+    }
+    if count == 0 {
+        return Err(TaskError::msg("no records to summarise"));
+    }
+    let std_dev = if count > 1 {
+        (m2 / (count - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    Ok(Data::Stats {
+        count,
+        mean,
+        std_dev,
+        min,
+        max,
+    })
+}
+
+/// Exact quantiles by selection on a copy: the heaviest task of its step.
+fn quantiles(ctx: &TaskContext<'_, Data>) -> Result<Data, TaskError> {
+    let mut all: Vec<f64> = shards(ctx)?.concat();
+    if all.is_empty() {
+        return Err(TaskError::msg("no records for quantiles"));
+    }
+    let mut at = |q: f64| {
+        let k = ((all.len() - 1) as f64 * q).round() as usize;
+        *all.select_nth_unstable_by(k, f64::total_cmp).1
+    };
+    Ok(Data::Quantiles {
+        p50: at(0.5),
+        p99: at(0.99),
+    })
+}
+
+fn histogram(ctx: &TaskContext<'_, Data>) -> Result<Data, TaskError> {
+    let mut bins = vec![0_u64; HIST_BINS];
+    let width = (HIST_MAX - HIST_MIN) / HIST_BINS as f64;
+    for &x in shards(ctx)?.iter().flat_map(|s| s.iter()) {
+        let bin = ((x - HIST_MIN) / width)
+            .floor()
+            .clamp(0.0, (HIST_BINS - 1) as f64) as usize;
+        bins[bin] += 1;
+    }
+    Ok(Data::Histogram(bins))
+}
+
+/// FNV-1a over the readings' bits in shard order: equal for equal seeds
+/// whatever the thread count, which shows the results come back in
+/// declaration order.
+fn checksum(ctx: &TaskContext<'_, Data>) -> Result<Data, TaskError> {
+    let mut hash = 0xCBF2_9CE4_8422_2325_u64;
+    for &x in shards(ctx)?.iter().flat_map(|s| s.iter()) {
+        for byte in x.to_bits().to_le_bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+    Ok(Data::Checksum(hash))
+}
+
+fn report(ctx: &TaskContext<'_, Data>) -> Result<Data, TaskError> {
+    let previous = ctx.previous();
+    let missing = |task: &str| TaskError::msg(format!("no result from {task}"));
+    let Some(&Data::Stats {
+        count,
+        mean,
+        std_dev,
+        min,
+        max,
+    }) = previous.get("stats")
+    else {
+        return Err(missing("stats"));
+    };
+    let Some(&Data::Quantiles { p50, p99 }) = previous.get("quantiles") else {
+        return Err(missing("quantiles"));
+    };
+    let Some(Data::Histogram(bins)) = previous.get("histogram") else {
+        return Err(missing("histogram"));
+    };
+    let Some(&Data::Checksum(sum)) = previous.get("checksum") else {
+        return Err(missing("checksum"));
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "readings   {count}");
+    let _ = writeln!(out, "mean       {mean:.4} °C  (std dev {std_dev:.4})");
+    let _ = writeln!(out, "range      {min:.3} .. {max:.3} °C");
+    let _ = writeln!(out, "median     {p50:.4} °C   p99 {p99:.4} °C");
+    let _ = writeln!(out, "checksum   {sum:016x}");
+    let _ = writeln!(out, "histogram  ({HIST_MIN}..{HIST_MAX} °C, {HIST_BINS} bins)");
+    let peak = bins.iter().copied().max().unwrap_or(0).max(1);
+    let width = (HIST_MAX - HIST_MIN) / HIST_BINS as f64;
+    for (i, &n) in bins.iter().enumerate() {
+        let from = HIST_MIN + i as f64 * width;
+        // Scaled to the tallest bin; `n > 0` keeps a rare bin visible.
+        let bar = (n * 50).div_ceil(peak) as usize;
+        let _ = writeln!(out, "  {from:>5.1} {n:>9} {}", "#".repeat(bar));
+    }
+    Ok(Data::Report(out))
+}
+
+fn pipeline(shards: usize) -> Result<Pipeline<Data>, conveyor::PipelineError> {
+    let generate = (0..shards)
+        .map(|shard| Task::from_fn(format!("generate-{shard}"), move |ctx| generate(ctx, shard)).on("cpu"));
+    Pipeline::builder("batch")
+        .step(Step::new("generate", generate))
+        .step(Step::new(
+            "analyse",
+            [
+                Task::from_fn("stats", stats).on("cpu"),
+                Task::from_fn("quantiles", quantiles).on("cpu"),
+                Task::from_fn("histogram", histogram).on("cpu"),
+                Task::from_fn("checksum", checksum).on("cpu"),
+            ],
+        ))
+        // Formatting a few lines is cheaper than a pool round trip.
+        .step(Step::new(
+            "report",
+            [Task::from_fn("report", report).executor(ExecutorConfig::Inline)],
+        ))
+        .build()
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("batch: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let run = PipelineExecutor::builder()
+        .executor("cpu", ExecutorConfig::pool(args.threads))
+        .build()
+        .and_then(|executor| {
+            let input = Data::Job {
+                records: args.records,
+                shards: args.shards,
+                seed: args.seed,
+            };
+            executor.execute(&pipeline(args.shards)?, input)
+        });
+    let run = match run {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("batch: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    println!(
+        "batch: {} records in {} shards, {} threads, seed {}",
+        args.records, args.shards, args.threads, args.seed
+    );
+    println!("status {:?} after {} steps", run.status(), run.chain().len());
+    println!("  step        tasks   wall ms   busy ms");
+    for context in run.chain().iter() {
+        let metrics = context.metrics();
+        // Busy time over wall time is how much of the pool the step used.
+        let busy: Duration = metrics.tasks.iter().map(|t| t.duration()).sum();
+        println!(
+            "  {:<10} {:>6} {:>9.2} {:>9.2}",
+            context.step(),
+            metrics.tasks.len(),
+            millis(metrics.duration()),
+            millis(busy),
+        );
+    }
+    let seconds = run.duration().as_secs_f64();
+    println!(
+        "total {:.2} ms, {:.2} M records/s",
+        seconds * 1e3,
+        args.records as f64 / seconds / 1e6
+    );
+    match run.output().map(|out| out.get("report")) {
+        Ok(Some(Data::Report(text))) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(other) => {
+            eprintln!("batch: the report step gave {other:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("batch: {e}");
+            for error in run.errors() {
+                eprintln!("  {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
