@@ -1,9 +1,8 @@
 //! The links between contexts, in the order they ran.
 
-use std::collections::HashMap;
 use std::fmt;
 
-use crate::context::{ContextId, ExecutionContext};
+use crate::context::{ContextId, ExecutionContext, IdMap};
 use crate::error::PipelineError;
 
 struct Node<T> {
@@ -19,7 +18,7 @@ struct Node<T> {
 /// O(1), lookup by id, and [`filter_by_event`](Self::filter_by_event), which
 /// in the original compared a class with a string and always came back empty.
 pub struct ExecutionChain<T> {
-    nodes: HashMap<ContextId, Node<T>>,
+    nodes: IdMap<Node<T>>,
     head: Option<ContextId>,
     tail: Option<ContextId>,
 }
@@ -28,8 +27,14 @@ impl<T> ExecutionChain<T> {
     /// An empty chain.
     #[must_use]
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty chain with room for `contexts` contexts.
+    #[must_use]
+    pub fn with_capacity(contexts: usize) -> Self {
         Self {
-            nodes: HashMap::new(),
+            nodes: IdMap::with_capacity_and_hasher(contexts, Default::default()),
             head: None,
             tail: None,
         }

@@ -110,7 +110,6 @@ impl ExecutionCoordinator {
         strategy: &EvaluationStrategy,
     ) -> StepOutcome<T> {
         let queued = run.clock.now();
-        let processor = ResultProcessor::new(run.tasks.len());
         let run = Arc::new(run);
         let mut groups = plan.groups;
         let least = if run.deadline.is_some() { 2 } else { 0 };
@@ -121,11 +120,16 @@ impl ExecutionCoordinator {
             .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
             .map(|(i, _)| i);
         let local = here.map(|i| groups.swap_remove(i));
+        let remote = !groups.is_empty()
+            || local
+                .as_ref()
+                .is_none_or(|g| !matches!(g.dispatch, Dispatch::Inline));
+        let mut processor = ResultProcessor::new(run.tasks.len(), remote);
         for group in groups {
             spawn_group(&run, group, processor.sender());
         }
         if let Some(group) = local {
-            run_group_here(&run, group, processor.sender());
+            run_group_here(&run, group, &mut processor);
         }
         processor.collect(&run, queued, strategy)
     }
@@ -135,18 +139,21 @@ impl ExecutionCoordinator {
 fn run_group_here<T: Send + Sync + 'static>(
     run: &Arc<StepRun<T>>,
     group: PlanGroup,
-    tx: &Sender<Outcome<T>>,
+    processor: &mut ResultProcessor<T>,
 ) {
-    let report = |i: usize| {
-        // The receiver outlives every local send; a failed send can only
-        // mean the processor is gone, and then nobody wants the outcome.
-        let _ = tx.send(run_task(run, i));
-    };
     match group.dispatch {
-        Dispatch::Inline => run_inline(run, &group.tasks, tx),
-        Dispatch::Pool(pool) => pool.install(|| for_each_par(&group.tasks, report)),
-        Dispatch::Global => for_each_par(&group.tasks, report),
-        Dispatch::ThreadPerTask | Dispatch::Custom(_) => spawn_group(run, group, tx),
+        Dispatch::Inline => run_inline(run, &group.tasks, |o| processor.accept(o)),
+        Dispatch::Pool(ref pool) => {
+            let tx = processor.sender();
+            // The receiver outlives every local send; a failed send can only
+            // mean the processor is gone, and then nobody wants the outcome.
+            pool.install(|| for_each_par(&group.tasks, |i| drop(tx.send(run_task(run, i)))));
+        }
+        Dispatch::Global => {
+            let tx = processor.sender();
+            for_each_par(&group.tasks, |i| drop(tx.send(run_task(run, i))));
+        }
+        Dispatch::ThreadPerTask | Dispatch::Custom(_) => spawn_group(run, group, processor.sender()),
     }
 }
 
@@ -159,7 +166,7 @@ fn spawn_group<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup
     } = group;
     match dispatch {
         // Inline work has nowhere to go but the caller's thread.
-        Dispatch::Inline => run_inline(run, &tasks, tx),
+        Dispatch::Inline => run_inline(run, &tasks, |o| drop(tx.send(o))),
         Dispatch::Pool(pool) => {
             let (run, tx) = (Arc::clone(run), tx.clone());
             // One injection per group; the fan-out happens inside the pool.
@@ -215,10 +222,10 @@ fn for_each_par(tasks: &TaskIndices, f: impl Fn(usize) + Sync + Send) {
 
 /// Runs an inline group on the caller's thread. A task waiting for a retry
 /// goes back in a queue so the other tasks run during its backoff.
-fn run_inline<T>(run: &StepRun<T>, tasks: &TaskIndices, tx: &Sender<Outcome<T>>) {
+fn run_inline<T>(run: &StepRun<T>, tasks: &TaskIndices, mut report: impl FnMut(Outcome<T>)) {
     let mut waiting: Vec<(Instant, usize, Attempts)> = Vec::new();
-    let advance = |i: usize, attempts: Attempts, waiting: &mut Vec<_>| match attempt(run, i, attempts) {
-        Progress::Done(outcome) => drop(tx.send(outcome)),
+    let mut advance = |i: usize, attempts: Attempts, waiting: &mut Vec<_>| match attempt(run, i, attempts) {
+        Progress::Done(outcome) => report(outcome),
         Progress::Retry { delay, attempts } => waiting.push((Instant::now() + delay, i, attempts)),
     };
     match tasks {

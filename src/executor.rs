@@ -239,7 +239,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 });
             });
         }
-        let mut chain = ExecutionChain::new();
+        let mut chain = ExecutionChain::with_capacity(pipeline.steps().len());
         let walked = self.walk(pipeline, &scope, &mut chain);
         // Whatever happened, this run's contexts leave the live map: memory
         // stays bounded however many runs go through one executor.

@@ -182,7 +182,13 @@ impl ExecutorFactory {
             ExecutorRef::Default => Ok(self.default.clone()),
             ExecutorRef::Named(name) => self.registry.resolve(name),
             ExecutorRef::Config(config) => {
-                self.registry.check_config(&config.to_string(), config)?;
+                // The name is only for the error; build it only then.
+                self.registry.check_config("", config).map_err(|e| match e {
+                    PipelineError::ZeroThreads { .. } => PipelineError::ZeroThreads {
+                        executor: config.to_string(),
+                    },
+                    other => other,
+                })?;
                 Ok(config.clone())
             }
         }

@@ -46,61 +46,87 @@ pub(crate) struct StepOutcome<T> {
 /// could be the very tasks it waits for.
 const IDLE_POLL: Duration = Duration::from_micros(100);
 
-/// Gathers the outcomes of one step run over one crossbeam channel and turns
-/// them into results, errors and a verdict.
+/// Gathers the outcomes of one step run and turns them into results, errors
+/// and a verdict.
 ///
-/// The channel is bounded to the number of tasks, so a send never blocks
-/// and its buffer is allocated once. The processor drops its own sender
-/// before it waits, so a job that vanishes without reporting (which the
-/// dispatchers prevent, but a bug must not hang a caller) shows up as a
-/// disconnect and becomes an error for that task.
+/// Outcomes produced on other threads come over one crossbeam channel per
+/// step run, bounded to the number of tasks, so a send never blocks and its
+/// buffer is allocated once. Outcomes produced on the collecting thread
+/// itself (an inline group) are handed over directly: a channel between a
+/// thread and itself would only cost allocations, which dominate a step of
+/// one inline task. The processor drops its own sender before it waits, so
+/// a job that vanishes without reporting (which the dispatchers prevent,
+/// but a bug must not hang a caller) shows up as a disconnect and becomes
+/// an error for that task.
+type Channel<T> = (Sender<Outcome<T>>, Receiver<Outcome<T>>);
+
 pub(crate) struct ResultProcessor<T> {
-    tx: Sender<Outcome<T>>,
-    rx: Receiver<Outcome<T>>,
-    expected: usize,
+    channel: Option<Channel<T>>,
+    slots: Vec<Option<Outcome<T>>>,
+    received: usize,
 }
 
 impl<T> ResultProcessor<T> {
-    pub(crate) fn new(expected: usize) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(expected.max(1));
-        Self { tx, rx, expected }
+    /// A processor for `expected` outcomes; `remote` says whether any will
+    /// come from another thread.
+    pub(crate) fn new(expected: usize, remote: bool) -> Self {
+        let mut slots = Vec::with_capacity(expected);
+        slots.resize_with(expected, || None);
+        Self {
+            channel: remote.then(|| crossbeam_channel::bounded(expected.max(1))),
+            slots,
+            received: 0,
+        }
     }
 
+    /// The sending side of the step's channel.
+    ///
+    /// # Panics
+    /// When the processor was made without a channel, which would be a bug
+    /// in the coordinator.
     pub(crate) fn sender(&self) -> &Sender<Outcome<T>> {
-        &self.tx
+        &self
+            .channel
+            .as_ref()
+            .expect("a step with remote groups has a channel")
+            .0
+    }
+
+    /// Takes an outcome produced on the collecting thread.
+    pub(crate) fn accept(&mut self, outcome: Outcome<T>) {
+        let slot = &mut self.slots[outcome.index];
+        if slot.is_none() {
+            self.received += 1;
+        }
+        *slot = Some(outcome);
     }
 
     /// Waits for every task's outcome, or for the step's deadline, and
     /// judges the step. Tasks that did not report by the deadline are
     /// recorded as timed out; their late outcomes go to a closed channel.
     pub(crate) fn collect(
-        self,
+        mut self,
         run: &StepRun<T>,
         queued: Duration,
         strategy: &EvaluationStrategy,
     ) -> StepOutcome<T> {
-        let Self { tx, rx, expected } = self;
         let (tasks, step) = (&run.tasks[..], &run.step);
-        drop(tx);
-        let mut slots: Vec<Option<Outcome<T>>> = Vec::with_capacity(expected);
-        slots.resize_with(expected, || None);
-        let mut received = 0;
         let mut timed_out = false;
-        while received < expected {
-            let outcome = match recv(&rx, run.deadline.map(|d| d.at)) {
-                Received::Message(outcome) => outcome,
-                Received::Disconnected => break,
-                Received::TimedOut => {
-                    timed_out = true;
-                    break;
+        if let Some((tx, rx)) = self.channel.take() {
+            drop(tx);
+            while self.received < self.slots.len() {
+                match recv(&rx, run.deadline.map(|d| d.at)) {
+                    Received::Message(outcome) => self.accept(outcome),
+                    Received::Disconnected => break,
+                    Received::TimedOut => {
+                        timed_out = true;
+                        break;
+                    }
                 }
-            };
-            let slot = &mut slots[outcome.index];
-            if slot.is_none() {
-                received += 1;
             }
-            *slot = Some(outcome);
         }
+        let Self { slots, received, .. } = self;
+        let expected = slots.len();
         let mut switch = None;
         let mut stop = None;
 
@@ -257,7 +283,7 @@ mod tests {
     #[test]
     fn declaration_order_whatever_the_arrival_order() {
         let run = run(4);
-        let p = ResultProcessor::new(4);
+        let p = ResultProcessor::new(4, true);
         for i in [3, 0, 2, 1] {
             p.sender().send(outcome(i, i != 2)).unwrap();
         }
@@ -276,7 +302,7 @@ mod tests {
     #[test]
     fn a_missing_outcome_becomes_an_error_not_a_hang() {
         let run = run(3);
-        let p = ResultProcessor::new(3);
+        let p = ResultProcessor::new(3, true);
         let tx = p.sender().clone();
         tx.send(outcome(0, true)).unwrap();
         drop(tx);
@@ -294,7 +320,7 @@ mod tests {
             scope: "step",
             limit: Duration::from_millis(20),
         });
-        let p = ResultProcessor::new(2);
+        let p = ResultProcessor::new(2, true);
         // Keep a sender alive, as a stuck task would.
         let stuck = p.sender().clone();
         p.sender().send(outcome(1, true)).unwrap();

@@ -3,47 +3,53 @@
 use std::fmt;
 use std::sync::Arc;
 
+type Entry<T> = (Arc<str>, T);
+
 /// The successful results of one step, in the order its tasks were declared.
 ///
 /// Cloning is cheap: the entries sit behind one `Arc`. Tasks that failed
 /// have no entry here; their errors are in the step's
 /// [`ExecutionState`](crate::ExecutionState).
 pub struct ResultSet<T> {
-    entries: Arc<Vec<(Arc<str>, T)>>,
+    // `None` for an empty set, so that the many empty sets (every pending
+    // state, every first step's `previous`) cost no allocation.
+    entries: Option<Arc<Vec<Entry<T>>>>,
 }
 
 impl<T> ResultSet<T> {
     /// A set with no results.
     #[must_use]
-    pub fn empty() -> Self {
-        Self {
-            entries: Arc::new(Vec::new()),
-        }
+    pub const fn empty() -> Self {
+        Self { entries: None }
     }
 
     pub(crate) fn from_entries(entries: Vec<(Arc<str>, T)>) -> Self {
         Self {
-            entries: Arc::new(entries),
+            entries: (!entries.is_empty()).then(|| Arc::new(entries)),
         }
+    }
+
+    fn entries(&self) -> &[(Arc<str>, T)] {
+        self.entries.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Number of results.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// Whether there are no results.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_none()
     }
 
     /// The result of the task named `task`. A linear search: steps are
     /// usually small, and large ones are read with [`iter`](Self::iter).
     #[must_use]
     pub fn get(&self, task: &str) -> Option<&T> {
-        self.entries
+        self.entries()
             .iter()
             .find(|(name, _)| &**name == task)
             .map(|(_, v)| v)
@@ -51,25 +57,25 @@ impl<T> ResultSet<T> {
 
     /// `(task name, value)` pairs in declaration order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &T)> + '_ {
-        self.entries.iter().map(|(name, v)| (&**name, v))
+        self.entries().iter().map(|(name, v)| (&**name, v))
     }
 
     /// The values in declaration order.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
-        self.entries.iter().map(|(_, v)| v)
+        self.entries().iter().map(|(_, v)| v)
     }
 
     /// The first value, handy for single-task steps.
     #[must_use]
     pub fn first(&self) -> Option<&T> {
-        self.entries.first().map(|(_, v)| v)
+        self.entries().first().map(|(_, v)| v)
     }
 }
 
 impl<T> Clone for ResultSet<T> {
     fn clone(&self) -> Self {
         Self {
-            entries: Arc::clone(&self.entries),
+            entries: self.entries.clone(),
         }
     }
 }
@@ -88,7 +94,7 @@ impl<T: fmt::Debug> fmt::Debug for ResultSet<T> {
 
 impl<T: PartialEq> PartialEq for ResultSet<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries
+        self.entries() == other.entries()
     }
 }
 

@@ -20,7 +20,9 @@ use crate::status::ExecutionStatus;
 /// ```
 pub struct ExecutionState<T> {
     status: ExecutionStatus,
-    errors: Arc<[PipelineError]>,
+    // `None` while there are no errors, the common case, so that a state
+    // costs no allocation beyond its own `Arc`.
+    errors: Option<Arc<[PipelineError]>>,
     results: ResultSet<T>,
 }
 
@@ -30,7 +32,7 @@ impl<T> ExecutionState<T> {
     pub fn new() -> Self {
         Self {
             status: ExecutionStatus::Pending,
-            errors: Arc::new([]),
+            errors: None,
             results: ResultSet::empty(),
         }
     }
@@ -44,7 +46,7 @@ impl<T> ExecutionState<T> {
     /// The errors of the context's tasks, in declaration order.
     #[must_use]
     pub fn errors(&self) -> &[PipelineError] {
-        &self.errors
+        self.errors.as_deref().unwrap_or_default()
     }
 
     /// The successful results, in declaration order.
@@ -73,10 +75,14 @@ impl<T> ExecutionState<T> {
     /// The same state with more errors appended.
     #[must_use]
     pub fn with_errors(&self, errors: impl IntoIterator<Item = PipelineError>) -> Self {
-        let mut all = self.errors.to_vec();
+        let mut errors = errors.into_iter().peekable();
+        if errors.peek().is_none() {
+            return self.clone();
+        }
+        let mut all = self.errors().to_vec();
         all.extend(errors);
         Self {
-            errors: all.into(),
+            errors: Some(all.into()),
             ..self.clone()
         }
     }
@@ -101,7 +107,7 @@ impl<T> Clone for ExecutionState<T> {
     fn clone(&self) -> Self {
         Self {
             status: self.status,
-            errors: Arc::clone(&self.errors),
+            errors: self.errors.clone(),
             results: self.results.clone(),
         }
     }

@@ -1,12 +1,11 @@
 //! The live states of running contexts, shared between threads.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::context::ContextId;
+use crate::context::{ContextId, IdMap};
 use crate::error::PipelineError;
 use crate::state::ExecutionState;
 use crate::status::ExecutionStatus;
@@ -33,7 +32,7 @@ use crate::status::ExecutionStatus;
 /// # Ok::<(), conveyor::PipelineError>(())
 /// ```
 pub struct ExecutionStateManager<T> {
-    states: RwLock<HashMap<ContextId, Arc<ExecutionState<T>>>>,
+    states: RwLock<IdMap<Arc<ExecutionState<T>>>>,
 }
 
 impl<T> ExecutionStateManager<T> {
@@ -41,7 +40,7 @@ impl<T> ExecutionStateManager<T> {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            states: RwLock::new(HashMap::new()),
+            states: RwLock::new(IdMap::default()),
         }
     }
 

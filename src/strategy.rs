@@ -1,5 +1,6 @@
 //! Deciding whether a step succeeded.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -160,13 +161,20 @@ impl EvaluationStrategy {
     #[must_use]
     pub fn name(&self) -> &str {
         match self {
+            Self::Custom(rule) => rule.name(),
+            builtin => builtin.static_name(),
+        }
+    }
+
+    fn static_name(&self) -> &'static str {
+        match self {
             Self::AllMustSucceed => "all_must_succeed",
             Self::AnyMustSucceed => "any_must_succeed",
             Self::MajorityMustSucceed { .. } => "majority_must_succeed",
             Self::AtLeast(_) => "at_least",
             Self::AtLeastPercent(_) => "at_least_percent",
             Self::NoFailures => "no_failures",
-            Self::Custom(rule) => rule.name(),
+            Self::Custom(_) => "custom",
         }
     }
 
@@ -203,7 +211,10 @@ impl EvaluationStrategy {
             total,
             succeeded,
             failed,
-            strategy: self.name().into(),
+            strategy: match self {
+                Self::Custom(rule) => Cow::Owned(rule.name().to_owned()),
+                builtin => Cow::Borrowed(builtin.static_name()),
+            },
             rate: if empty {
                 0.0
             } else {
@@ -252,8 +263,9 @@ pub struct EvaluationResult {
     pub succeeded: usize,
     /// Number that failed.
     pub failed: usize,
-    /// Name of the strategy that decided.
-    pub strategy: String,
+    /// Name of the strategy that decided. Borrowed for the built-in
+    /// strategies, so judging a step allocates nothing.
+    pub strategy: Cow<'static, str>,
     /// `succeeded / total`, or 0 for an empty step.
     pub rate: f64,
     /// Succeeded although some tasks failed.
