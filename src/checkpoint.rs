@@ -32,6 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::chain::ExecutionChain;
 use crate::error::PipelineError;
 use crate::pipeline::Pipeline;
+use crate::results::ResultSet;
 use crate::snapshot::ContextSnapshot;
 use crate::strategy::EvaluationStrategy;
 
@@ -171,6 +172,9 @@ impl Write for Fnv {
 
 /// The canonical text a pipeline's fingerprint is taken over. Every name is
 /// length-prefixed, so no choice of names can make two shapes read alike.
+/// The flow is each step's declared edges, which together with the step
+/// order decide every path; it is written out here rather than taken from
+/// any `Debug` output, which no Rust release promises to keep.
 fn describe<T>(pipeline: &Pipeline<T>) -> String {
     use std::fmt::Write as _;
     fn name(out: &mut String, s: &str) {
@@ -187,8 +191,26 @@ fn describe<T>(pipeline: &Pipeline<T>) -> String {
             out.push_str("\ntask ");
             name(&mut out, task.name());
         }
+        let edges = &step.edges;
+        for (edge, to) in [
+            ("then", &edges.then),
+            ("on_success", &edges.on_success),
+            ("on_failure", &edges.on_failure),
+            ("sink", &edges.sink),
+        ] {
+            if let Some(to) = to {
+                let _ = write!(out, "\nedge {edge} ");
+                name(&mut out, to);
+            }
+        }
+        for (n, to) in (2..).zip(&edges.switch) {
+            if let Some(to) = to {
+                let _ = write!(out, "\nedge switch({n}) ");
+                name(&mut out, to);
+            }
+        }
     }
-    out.push_str("\nflow sequence\n");
+    out.push('\n');
     out
 }
 
@@ -501,6 +523,9 @@ pub struct Checkpoint<T> {
     pub completed: Vec<Arc<str>>,
     /// The step the run would run next; `None` once it ended.
     pub next: Option<Arc<str>>,
+    /// Sinks waiting for the branches they follow to end, innermost last.
+    #[serde(default)]
+    pub sinks: Vec<Arc<str>>,
     /// The contexts so far, head to tail, with their states and results.
     pub chain: Vec<ContextSnapshot<T>>,
 }
@@ -515,6 +540,7 @@ impl<T> Clone for Checkpoint<T> {
             finished: self.finished,
             completed: self.completed.clone(),
             next: self.next.clone(),
+            sinks: self.sinks.clone(),
             chain: self.chain.clone(),
         }
     }
@@ -522,7 +548,8 @@ impl<T> Clone for Checkpoint<T> {
 
 impl<T> Checkpoint<T> {
     /// The progress of a run of `pipeline` on an input with fingerprint
-    /// `input`, whose contexts so far are `chain`.
+    /// `input`, whose contexts so far are `chain`: every step in it counts as
+    /// completed, and nothing is named to run next.
     #[must_use]
     pub fn new(pipeline: &Pipeline<T>, input: Option<Fingerprint>, chain: &ExecutionChain<T>) -> Self {
         Self {
@@ -531,8 +558,9 @@ impl<T> Checkpoint<T> {
             fingerprint: Fingerprint::of_pipeline(pipeline),
             input,
             finished: false,
-            completed: Vec::new(),
+            completed: chain.iter().map(|c| Arc::clone(&c.step)).collect(),
             next: None,
+            sinks: Vec::new(),
             chain: chain.snapshot(),
         }
     }
@@ -580,7 +608,7 @@ impl<T> Checkpoint<T> {
             path: path.map(Path::to_owned),
             message,
         };
-        for step in self.completed.iter().chain(&self.next) {
+        for step in self.completed.iter().chain(&self.next).chain(&self.sinks) {
             if pipeline.step(step).is_err() {
                 return Err(corrupt(format!(
                     "it names step `{step}`, which the pipeline lacks"
@@ -733,6 +761,100 @@ impl<T: DeserializeOwned> Checkpoint<T> {
             None => Ok(None),
             Some(bytes) => Self::decode(&bytes, store.path()).map(Some),
         }
+    }
+}
+
+/// Where a walk starts: at the first step, or where a checkpoint left off.
+pub(crate) struct Start<T> {
+    /// The index of the step to run first.
+    pub(crate) at: usize,
+    /// What that step sees as the previous step's results.
+    pub(crate) previous: ResultSet<T>,
+    /// Sinks waiting for their branches, by step index.
+    pub(crate) sinks: Vec<usize>,
+    /// The contexts restored from the checkpoint; new ones link after them.
+    pub(crate) chain: ExecutionChain<T>,
+}
+
+impl<T> Start<T> {
+    pub(crate) fn fresh() -> Self {
+        Self {
+            at: 0,
+            previous: ResultSet::empty(),
+            sinks: Vec::new(),
+            chain: ExecutionChain::new(),
+        }
+    }
+}
+
+/// Saves progress once a step is done: the chain so far, the step to run
+/// next (`None` when the run ended) and the pending sinks.
+pub(crate) type Save<'a, T> =
+    dyn FnMut(&ExecutionChain<T>, Option<usize>, &[usize]) -> Result<(), PipelineError> + 'a;
+
+fn index<T>(pipeline: &Pipeline<T>, step: &str) -> Option<usize> {
+    pipeline.steps().iter().position(|s| s.name() == step)
+}
+
+/// The start of a run of `pipeline` on an input with fingerprint `input`:
+/// where the checkpoint in `store` left off, or the first step when the
+/// store is empty. Nothing is written to the store.
+pub(crate) fn start<T: DeserializeOwned>(
+    store: &dyn CheckpointStore,
+    pipeline: &Pipeline<T>,
+    input: Fingerprint,
+) -> Result<Start<T>, PipelineError> {
+    let Some(checkpoint) = Checkpoint::<T>::load(store)? else {
+        return Ok(Start::fresh());
+    };
+    let path = store.path();
+    checkpoint.check(pipeline, Some(input), path)?;
+    let chain = checkpoint.restore_chain(pipeline, path)?;
+    // `check` made sure every name is one of the pipeline's steps.
+    let at = checkpoint
+        .next
+        .as_deref()
+        .and_then(|n| index(pipeline, n))
+        .unwrap_or(0);
+    let sinks = checkpoint
+        .sinks
+        .iter()
+        .filter_map(|n| index(pipeline, n))
+        .collect();
+    let previous = chain
+        .tail()
+        .map(|c| c.state().results().clone())
+        .unwrap_or_default();
+    Ok(Start {
+        at,
+        previous,
+        sinks,
+        chain,
+    })
+}
+
+/// A [`Save`] writing to `store`: the whole chain so far, every time, so
+/// that the latest checkpoint alone is enough to resume.
+pub(crate) fn saver<'a, T: Serialize>(
+    pipeline: &'a Pipeline<T>,
+    input: Fingerprint,
+    store: &'a dyn CheckpointStore,
+) -> impl FnMut(&ExecutionChain<T>, Option<usize>, &[usize]) -> Result<(), PipelineError> + 'a {
+    let fingerprint = Fingerprint::of_pipeline(pipeline);
+    let name = |i: usize| Arc::clone(&pipeline.steps()[i].name);
+    move |chain, next, sinks| {
+        let checkpoint = Checkpoint {
+            format: CHECKPOINT_FORMAT,
+            pipeline: Arc::clone(&pipeline.inner.name),
+            fingerprint,
+            input: Some(input),
+            finished: next.is_none(),
+            completed: chain.iter().map(|c| Arc::clone(&c.step)).collect(),
+            next: next.map(name),
+            sinks: sinks.iter().copied().map(name).collect(),
+            chain: chain.snapshot(),
+        };
+        store.save(&checkpoint.encode()?)
     }
 }
 

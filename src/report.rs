@@ -48,8 +48,12 @@ pub struct RunReport {
     pub status: ExecutionStatus,
     /// Wall-clock start of the run, in milliseconds since the Unix epoch.
     pub started_at_unix_ms: Option<u64>,
-    /// Wall time of the whole run.
+    /// Wall time of this run; for a resumed run, of the part that ran in
+    /// this process.
     pub duration_us: u64,
+    /// How many steps at the head of `steps` were restored from a
+    /// checkpoint instead of run.
+    pub restored: usize,
     /// Why the run did not finish, if it did not.
     pub failure: Option<ErrorRecord>,
     /// Counts over the whole run.
@@ -80,6 +84,9 @@ pub struct StepReport {
     pub step: String,
     /// Its context's id.
     pub context: ContextId,
+    /// Whether it was restored from a checkpoint instead of run; its times
+    /// are then those of the run that saved it.
+    pub restored: bool,
     /// Its final status.
     pub status: ExecutionStatus,
     /// When it started, from the start of the run.
@@ -143,11 +150,12 @@ impl RunReport {
 }
 
 impl StepReport {
-    fn of<T>(c: &ExecutionContext<T>) -> Self {
+    fn of<T>(c: &ExecutionContext<T>, restored: bool) -> Self {
         let m = c.metrics();
         Self {
             step: c.step().to_owned(),
             context: c.id(),
+            restored,
             status: c.state().status(),
             started_us: micros(m.started),
             finished_us: micros(m.finished),
@@ -178,7 +186,12 @@ impl<T> Run<T> {
     /// The run as a [`RunReport`], ready for [`RunReport::to_json`].
     #[must_use]
     pub fn report(&self) -> RunReport {
-        let steps: Vec<StepReport> = self.chain.iter().map(StepReport::of).collect();
+        let steps: Vec<StepReport> = self
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(i, c)| StepReport::of(c, i < self.restored))
+            .collect();
         let totals = Totals {
             steps: steps.len(),
             tasks: steps.iter().map(|s| s.tasks.len()).sum(),
@@ -189,9 +202,13 @@ impl<T> Run<T> {
                 .sum(),
             errors: steps.iter().map(|s| s.errors.len()).sum(),
         };
+        // This run's start: restored contexts carry the start of the run
+        // that saved them.
         let started_at_unix_ms = self
             .chain
-            .head()
+            .iter()
+            .nth(self.restored)
+            .or_else(|| self.chain.head())
             .and_then(|c| c.metrics().run_started_at)
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -201,6 +218,7 @@ impl<T> Run<T> {
             status: self.status,
             started_at_unix_ms,
             duration_us: micros(self.duration),
+            restored: self.restored,
             failure: self.failure.as_ref().map(PipelineError::record),
             totals,
             steps,

@@ -18,6 +18,10 @@ fn pipeline(name: &str, tasks: &[&str]) -> Pipeline<Vec<f64>> {
     b.build().unwrap()
 }
 
+fn t(name: &str) -> Task<Vec<f64>> {
+    Task::from_fn(name, |c: &TaskContext<'_, Vec<f64>>| Ok(c.input().clone()))
+}
+
 fn progress(p: &Pipeline<Vec<f64>>, input: &[f64]) -> Checkpoint<Vec<f64>> {
     let run = PipelineExecutor::builder()
         .build()
@@ -49,7 +53,37 @@ fn pipeline_fingerprints_are_stable_and_shape_sensitive() {
     // deliberate format change.
     assert_eq!(
         describe(&p),
-        "conveyor pipeline v1\npipeline 1:p\nstep 1:a strategy 16:all_must_succeed\ntask 1:a\nstep 2:bb strategy 16:all_must_succeed\ntask 2:bb\nflow sequence\n"
+        "conveyor pipeline v1\npipeline 1:p\nstep 1:a strategy 16:all_must_succeed\ntask 1:a\nstep 2:bb strategy 16:all_must_succeed\ntask 2:bb\n"
+    );
+    let branched: Pipeline<Vec<f64>> = Pipeline::builder("p")
+        .step(
+            Step::new("a", [t("a")])
+                .on_failure("c")
+                .on_switch(3, "b")
+                .sink("b"),
+        )
+        .step(Step::new("b", [t("b")]))
+        .step(Step::new("c", [t("c")]))
+        .build()
+        .unwrap();
+    assert_eq!(
+        describe(&branched),
+        "conveyor pipeline v1\npipeline 1:p\nstep 1:a strategy 16:all_must_succeed\ntask 1:a\nedge on_failure 1:c\nedge sink 1:b\nedge switch(3) 1:b\nstep 1:b strategy 16:all_must_succeed\ntask 1:b\nstep 1:c strategy 16:all_must_succeed\ntask 1:c\n"
+    );
+    let other_branch: Pipeline<Vec<f64>> = Pipeline::builder("p")
+        .step(
+            Step::new("a", [t("a")])
+                .on_failure("b")
+                .on_switch(3, "c")
+                .sink("b"),
+        )
+        .step(Step::new("b", [t("b")]))
+        .step(Step::new("c", [t("c")]))
+        .build()
+        .unwrap();
+    assert_ne!(
+        Fingerprint::of_pipeline(&branched),
+        Fingerprint::of_pipeline(&other_branch)
     );
     assert_eq!(
         Fingerprint::of_pipeline(&p),

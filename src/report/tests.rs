@@ -92,6 +92,7 @@ proptest! {
         let step = StepReport {
             step: "s".into(),
             context: ContextId::from(times[0]),
+            restored: attempts % 2 == 0,
             status: ExecutionStatus::Finished,
             started_us: times[1],
             finished_us: times[2],
