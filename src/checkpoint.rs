@@ -517,6 +517,11 @@ pub struct Checkpoint<T> {
     pub fingerprint: Fingerprint,
     /// [`Fingerprint::of_value`] of the input the run started with.
     pub input: Option<Fingerprint>,
+    /// The contexts so far, head to tail, with their states and results.
+    // Before the fields that change with every save: a run's saves then
+    // share a prefix, which is what lets each context be serialised and
+    // checksummed once instead of once per save.
+    pub chain: Vec<ContextSnapshot<T>>,
     /// Whether the run ended: there is nothing left to resume.
     pub finished: bool,
     /// The steps that finished, in the order they ran.
@@ -526,8 +531,6 @@ pub struct Checkpoint<T> {
     /// Sinks waiting for the branches they follow to end, innermost last.
     #[serde(default)]
     pub sinks: Vec<Arc<str>>,
-    /// The contexts so far, head to tail, with their states and results.
-    pub chain: Vec<ContextSnapshot<T>>,
 }
 
 impl<T> Clone for Checkpoint<T> {
@@ -835,27 +838,76 @@ pub(crate) fn start<T: DeserializeOwned>(
 
 /// A [`Save`] writing to `store`: the whole chain so far, every time, so
 /// that the latest checkpoint alone is enough to resume.
+///
+/// Contexts never change once they are done, so each is serialised and fed
+/// to the checksum once, when it first appears; a save then only adds the
+/// new contexts and the few fields that follow the chain. The bytes are
+/// exactly those of [`Checkpoint::encode`], so serialising and checksumming
+/// stay linear in the run, not quadratic; what remains per save is copying
+/// the body and the store's write.
 pub(crate) fn saver<'a, T: Serialize>(
     pipeline: &'a Pipeline<T>,
     input: Fingerprint,
     store: &'a dyn CheckpointStore,
-) -> impl FnMut(&ExecutionChain<T>, Option<usize>, &[usize]) -> Result<(), PipelineError> + 'a {
-    let fingerprint = Fingerprint::of_pipeline(pipeline);
+) -> Result<
+    impl FnMut(&ExecutionChain<T>, Option<usize>, &[usize]) -> Result<(), PipelineError> + 'a,
+    PipelineError,
+> {
+    let mut body = format!(
+        "{{\"format\":{CHECKPOINT_FORMAT},\"pipeline\":{},\"fingerprint\":{},\"input\":{},\"chain\":[",
+        json(&pipeline.name())?,
+        json(&Fingerprint::of_pipeline(pipeline))?,
+        json(&Some(input))?,
+    )
+    .into_bytes();
+    let mut sum = Fnv::new();
+    sum.update(&body);
+    let mut written = 0;
     let name = |i: usize| Arc::clone(&pipeline.steps()[i].name);
-    move |chain, next, sinks| {
-        let checkpoint = Checkpoint {
-            format: CHECKPOINT_FORMAT,
-            pipeline: Arc::clone(&pipeline.inner.name),
-            fingerprint,
-            input: Some(input),
-            finished: next.is_none(),
-            completed: chain.iter().map(|c| Arc::clone(&c.step)).collect(),
-            next: next.map(name),
-            sinks: sinks.iter().copied().map(name).collect(),
-            chain: chain.snapshot(),
-        };
-        store.save(&checkpoint.encode()?)
-    }
+    Ok(
+        move |chain: &ExecutionChain<T>, next: Option<usize>, sinks: &[usize]| {
+            for context in chain.iter().skip(written) {
+                let start = body.len();
+                if written > 0 {
+                    body.push(b',');
+                }
+                serde_json::to_writer(&mut body, context).map_err(|e| PipelineError::Serialize {
+                    what: "checkpoint",
+                    message: e.to_string(),
+                })?;
+                sum.update(&body[start..]);
+                written += 1;
+            }
+            let completed: Vec<Arc<str>> = chain.iter().map(|c| Arc::clone(&c.step)).collect();
+            let sinks: Vec<Arc<str>> = sinks.iter().copied().map(name).collect();
+            let tail = format!(
+                "],\"finished\":{},\"completed\":{},\"next\":{},\"sinks\":{}}}",
+                next.is_none(),
+                json(&completed)?,
+                json(&next.map(name))?,
+                json(&sinks)?,
+            );
+            let mut total = Fnv(sum.0);
+            total.update(tail.as_bytes());
+            let len = body.len() + tail.len();
+            let header = format!(
+                "{MAGIC} v{CHECKPOINT_FORMAT} len={len} fnv1a64={}\n",
+                Fingerprint(total.0)
+            );
+            let mut bytes = Vec::with_capacity(header.len() + len);
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend_from_slice(&body);
+            bytes.extend_from_slice(tail.as_bytes());
+            store.save(&bytes)
+        },
+    )
+}
+
+fn json<V: Serialize + ?Sized>(value: &V) -> Result<String, PipelineError> {
+    serde_json::to_string(value).map_err(|e| PipelineError::Serialize {
+        what: "checkpoint",
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -166,6 +166,11 @@ fn a_checkpointed_run_matches_a_plain_one_and_is_then_finished() {
     );
 
     let saved = store.load().unwrap();
+    assert_eq!(
+        checkpoint.encode().unwrap(),
+        saved.clone().unwrap(),
+        "a run saves exactly what Checkpoint::encode writes"
+    );
     let err = executor()
         .execute_with_checkpoint(&job(dir.path()), input(), &store)
         .unwrap_err();
@@ -201,6 +206,9 @@ fn a_resume_skips_finished_steps_and_keeps_the_pending_sink() {
     assert!(second.is_success(), "{:?}", second.failure());
     assert_eq!(second.output().unwrap(), &reference());
     assert_eq!(second.restored(), 4);
+    let done = Checkpoint::<Block>::load(&store).unwrap().unwrap();
+    assert!(done.finished);
+    assert_eq!(done.encode().unwrap(), store.load().unwrap().unwrap());
     for (task, runs) in [
         ("load", 1),
         ("scale", 1),
