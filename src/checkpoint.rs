@@ -849,10 +849,7 @@ pub(crate) fn saver<'a, T: Serialize>(
     pipeline: &'a Pipeline<T>,
     input: Fingerprint,
     store: &'a dyn CheckpointStore,
-) -> Result<
-    impl FnMut(&ExecutionChain<T>, Option<usize>, &[usize]) -> Result<(), PipelineError> + 'a,
-    PipelineError,
-> {
+) -> Result<Box<Save<'a, T>>, PipelineError> {
     let mut body = format!(
         "{{\"format\":{CHECKPOINT_FORMAT},\"pipeline\":{},\"fingerprint\":{},\"input\":{},\"chain\":[",
         json(&pipeline.name())?,
@@ -864,7 +861,7 @@ pub(crate) fn saver<'a, T: Serialize>(
     sum.update(&body);
     let mut written = 0;
     let name = |i: usize| Arc::clone(&pipeline.steps()[i].name);
-    Ok(
+    Ok(Box::new(
         move |chain: &ExecutionChain<T>, next: Option<usize>, sinks: &[usize]| {
             for context in chain.iter().skip(written) {
                 let start = body.len();
@@ -900,7 +897,7 @@ pub(crate) fn saver<'a, T: Serialize>(
             bytes.extend_from_slice(tail.as_bytes());
             store.save(&bytes)
         },
-    )
+    ))
 }
 
 fn json<V: Serialize + ?Sized>(value: &V) -> Result<String, PipelineError> {

@@ -641,7 +641,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
         let fingerprint = Fingerprint::of_value(&input)?;
         let start = checkpoint::start(store, pipeline, fingerprint)?;
         let mut save = checkpoint::saver(pipeline, fingerprint, store)?;
-        self.run(pipeline, input, options, start, Some(&mut save))
+        self.run(pipeline, input, options, start, Some(&mut *save))
     }
 }
 
