@@ -2,19 +2,36 @@
 
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Step, Task, TaskContext, TaskError};
+use conveyor::{
+    ContextEvent, ExecutorConfig, FileCheckpointStore, Observer, Pipeline, PipelineExecutor, Step, Task,
+    TaskContext, TaskError,
+};
+use serde::{Deserialize, Serialize};
 
 const USAGE: &str = "\
 usage: batch [--records N] [--shards N] [--threads N] [--seed N]
+             [--report PATH] [--checkpoint PATH] [--abort-in STEP]
 
-  --records N   sensor readings to generate (default 1000000)
-  --shards N    generate tasks, each making one shard (default 16)
-  --threads N   threads of the `cpu` pool (default: available parallelism)
-  --seed N      PRNG seed; equal seeds give equal checksums (default 42)
-  --help        print this and exit";
+  --records N        sensor readings to generate (default 1000000)
+  --shards N         generate tasks, each making one shard (default 16)
+  --threads N        threads of the `cpu` pool (default: available parallelism)
+  --seed N           PRNG seed; equal seeds give equal checksums (default 42)
+  --report PATH      write the run report, as JSON, to PATH (default batch-report.json)
+  --checkpoint PATH  save the run's progress to PATH after every step; when PATH
+                     holds the progress of an unfinished run with the same flags,
+                     resume it: the steps it finished are not run again
+  --abort-in STEP    kill the process as step STEP (generate, analyse, report)
+                     starts, to try out resuming
+  --help             print this and exit
+
+resuming a job that died:
+  batch --checkpoint job.ckpt --abort-in analyse   # dies in `analyse`
+  batch --checkpoint job.ckpt                      # skips `generate`, finishes
+A finished run marks its checkpoint finished; delete the file to run again.";
 
 /// Readings below or above the histogram's range land in its first or last
 /// bin, so the bins always add up to the record count.
@@ -24,7 +41,8 @@ const HIST_BINS: usize = 20;
 
 /// Every value that flows through the pipeline. One enum, because a run
 /// carries a single value type from its input to its last step.
-#[derive(Debug, Clone, PartialEq)]
+/// Serde lets checkpoints save the results of finished steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Data {
     Job {
         records: usize,
@@ -48,12 +66,15 @@ enum Data {
     Report(String),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Args {
     records: usize,
     shards: usize,
     threads: usize,
     seed: u64,
+    report: PathBuf,
+    checkpoint: Option<PathBuf>,
+    abort_in: Option<String>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -62,6 +83,9 @@ fn parse_args() -> Result<Option<Args>, String> {
         shards: 16,
         threads: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         seed: 42,
+        report: PathBuf::from("batch-report.json"),
+        checkpoint: None,
+        abort_in: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,6 +100,9 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--shards" => args.shards = size()?,
             "--threads" => args.threads = size()?,
             "--seed" => args.seed = number()?,
+            "--report" => args.report = PathBuf::from(value),
+            "--checkpoint" => args.checkpoint = Some(PathBuf::from(value)),
+            "--abort-in" => args.abort_in = Some(value),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -294,6 +321,19 @@ fn pipeline(shards: usize) -> Result<Pipeline<Data>, conveyor::PipelineError> {
         .build()
 }
 
+/// Kills the process as a step starts: what a crash or an OOM kill does to a
+/// batch job, so that `--checkpoint` has something to resume.
+struct AbortIn(String);
+
+impl Observer for AbortIn {
+    fn context_started(&self, event: &ContextEvent<'_>) {
+        if event.step == self.0 {
+            eprintln!("batch: aborting in step `{}` as asked", event.step);
+            std::process::abort();
+        }
+    }
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -310,17 +350,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let run = PipelineExecutor::builder()
-        .executor("cpu", ExecutorConfig::pool(args.threads))
-        .build()
-        .and_then(|executor| {
-            let input = Data::Job {
-                records: args.records,
-                shards: args.shards,
-                seed: args.seed,
-            };
-            executor.execute(&pipeline(args.shards)?, input)
-        });
+    let mut builder = PipelineExecutor::builder().executor("cpu", ExecutorConfig::pool(args.threads));
+    if let Some(step) = &args.abort_in {
+        builder = builder.observer(AbortIn(step.clone()));
+    }
+    let run = builder.build().and_then(|executor| {
+        let input = Data::Job {
+            records: args.records,
+            shards: args.shards,
+            seed: args.seed,
+        };
+        let pipeline = pipeline(args.shards)?;
+        match &args.checkpoint {
+            Some(path) => executor.execute_with_checkpoint(&pipeline, input, &FileCheckpointStore::new(path)),
+            None => executor.execute(&pipeline, input),
+        }
+    });
     let run = match run {
         Ok(run) => run,
         Err(e) => {
@@ -334,8 +379,24 @@ fn main() -> ExitCode {
         args.records, args.shards, args.threads, args.seed
     );
     println!("status {:?} after {} steps", run.status(), run.chain().len());
+    if run.restored() > 0 {
+        println!(
+            "resumed: {} finished steps restored from the checkpoint, not run again",
+            run.restored()
+        );
+    }
+    match run
+        .report()
+        .to_json()
+        .map(|json| std::fs::write(&args.report, json))
+    {
+        Ok(Ok(())) => println!("report written to {}", args.report.display()),
+        Ok(Err(e)) => eprintln!("batch: could not write {}: {e}", args.report.display()),
+        Err(e) => eprintln!("batch: {e}"),
+    }
     println!("  step        tasks   wall ms   busy ms");
-    for context in run.chain().iter() {
+    // Restored steps ran in the process that saved the checkpoint.
+    for context in run.chain().iter().skip(run.restored()) {
         let metrics = context.metrics();
         // Busy time over wall time is how much of the pool the step used.
         let busy: Duration = metrics.tasks.iter().map(|t| t.duration()).sum();

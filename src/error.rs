@@ -2,8 +2,12 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Fingerprint;
 use crate::config::ExecutorConfig;
 use crate::context::ContextId;
 use crate::status::ExecutionStatus;
@@ -332,6 +336,99 @@ pub enum PipelineError {
         /// The missing step.
         step: String,
     },
+    /// An error read back from a report or checkpoint whose variant cannot
+    /// be rebuilt exactly (its cause was not saved); see
+    /// [`ErrorRecord::into_error`].
+    #[error("{message}")]
+    Recorded {
+        /// The original error's [`kind`](PipelineError::kind).
+        kind: String,
+        /// The task it was about, if any.
+        task: Option<Arc<str>>,
+        /// The step it was about, if any.
+        step: Option<Arc<str>>,
+        /// The attempt it was about, if any.
+        attempt: Option<u32>,
+        /// The original error's message.
+        message: String,
+    },
+    /// A snapshot of a context does not fit the pipeline it is restored
+    /// into.
+    #[error("snapshot of step `{step}` does not fit pipeline `{pipeline}`: {message}")]
+    SnapshotMismatch {
+        /// The pipeline restored into.
+        pipeline: Arc<str>,
+        /// The snapshot's step.
+        step: Arc<str>,
+        /// What does not fit.
+        message: String,
+    },
+    /// A value could not be serialised.
+    #[error("could not serialise the {what}: {message}")]
+    Serialize {
+        /// What was being serialised: "checkpoint", "report", "input".
+        what: &'static str,
+        /// serde's message.
+        message: String,
+    },
+    /// A checkpoint store could not read or write.
+    #[error("could not {operation} checkpoint `{}`: {message}", .path.display())]
+    CheckpointIo {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What was being done: "read", "write", "sync", "rename", "remove".
+        operation: &'static str,
+        /// The OS error's message.
+        message: String,
+        /// The OS error.
+        #[source]
+        cause: Cause,
+    },
+    /// A checkpoint is truncated, corrupt or not a checkpoint at all.
+    #[error("checkpoint{} is corrupt: {message}", at(.path))]
+    CheckpointCorrupt {
+        /// The checkpoint's file, for file-backed stores.
+        path: Option<PathBuf>,
+        /// What is wrong, with serde's message when the JSON did not parse.
+        message: String,
+    },
+    /// A checkpoint was written in a format this version does not read.
+    #[error("checkpoint{} has format version {found}; this build reads version {expected}", at(.path))]
+    CheckpointVersion {
+        /// The checkpoint's file, for file-backed stores.
+        path: Option<PathBuf>,
+        /// The version this build reads.
+        expected: u32,
+        /// The version in the checkpoint.
+        found: u32,
+    },
+    /// A checkpoint belongs to another pipeline or another input.
+    #[error("checkpoint{} was saved for another {what}: expected fingerprint {expected}, found {found}", at(.path))]
+    CheckpointMismatch {
+        /// The checkpoint's file, for file-backed stores.
+        path: Option<PathBuf>,
+        /// "pipeline" or "input".
+        what: &'static str,
+        /// The fingerprint of the pipeline or input being resumed.
+        expected: Fingerprint,
+        /// The fingerprint saved in the checkpoint.
+        found: Fingerprint,
+    },
+    /// A checkpoint records a run that already finished: there is nothing
+    /// to resume. Clear the store to run again.
+    #[error("checkpoint{} records a finished run of pipeline `{pipeline}`; clear it to run again", at(.path))]
+    CheckpointFinished {
+        /// The checkpoint's file, for file-backed stores.
+        path: Option<PathBuf>,
+        /// The pipeline's name.
+        pipeline: Arc<str>,
+    },
+}
+
+fn at(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!(" `{}`", p.display()))
+        .unwrap_or_default()
 }
 
 fn join(steps: &[Arc<str>]) -> String {
@@ -383,9 +480,232 @@ impl PipelineError {
             | Self::TaskTimedOut { task, .. }
             | Self::UnknownSwitch { task, .. }
             | Self::DuplicateTask { task, .. } => Some(task),
-            Self::UnknownExecutor { task, .. } => task.as_deref(),
+            Self::UnknownExecutor { task, .. } | Self::Recorded { task, .. } => task.as_deref(),
             _ => None,
         }
+    }
+
+    /// A stable snake_case name for the variant (`"task_failed"`,
+    /// `"checkpoint_corrupt"`, …), for reports and scripts. For
+    /// [`Recorded`](Self::Recorded) errors, the kind of the original.
+    #[must_use]
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::EmptyPipeline { .. } => "empty_pipeline",
+            Self::EmptyStep { .. } => "empty_step",
+            Self::EmptyName { .. } => "empty_name",
+            Self::DuplicateTask { .. } => "duplicate_task",
+            Self::DuplicateStep { .. } => "duplicate_step",
+            Self::InvalidThreshold { .. } => "invalid_threshold",
+            Self::ZeroThreads { .. } => "zero_threads",
+            Self::EmptyExecutorName => "empty_executor_name",
+            Self::DuplicateExecutor { .. } => "duplicate_executor",
+            Self::UnknownExecutor { .. } => "unknown_executor",
+            Self::PoolBuild { .. } => "pool_build",
+            Self::InvalidBenchmark { .. } => "invalid_benchmark",
+            Self::TaskFailed { .. } => "task_failed",
+            Self::TaskPanicked { .. } => "task_panicked",
+            Self::Dispatch { .. } => "dispatch",
+            Self::TaskLost { .. } => "task_lost",
+            Self::StepFailed { .. } => "step_failed",
+            Self::IllegalTransition { .. } => "illegal_transition",
+            Self::UnknownContext { .. } => "unknown_context",
+            Self::DuplicateContext { .. } => "duplicate_context",
+            Self::InvalidSwitch { .. } => "invalid_switch",
+            Self::MissingStep { .. } => "missing_step",
+            Self::Cycle { .. } => "cycle",
+            Self::UnreachableStep { .. } => "unreachable_step",
+            Self::UnknownSwitch { .. } => "unknown_switch",
+            Self::InvalidRetry { .. } => "invalid_retry",
+            Self::RetriesExhausted { .. } => "retries_exhausted",
+            Self::Stopped { .. } => "stopped",
+            Self::TaskCancelled { .. } => "task_cancelled",
+            Self::TaskTimedOut { .. } => "task_timed_out",
+            Self::Timeout { .. } => "timeout",
+            Self::Cancelled { .. } => "cancelled",
+            Self::UnknownStep { .. } => "unknown_step",
+            Self::Recorded { kind, .. } => kind,
+            Self::SnapshotMismatch { .. } => "snapshot_mismatch",
+            Self::Serialize { .. } => "serialize",
+            Self::CheckpointIo { .. } => "checkpoint_io",
+            Self::CheckpointCorrupt { .. } => "checkpoint_corrupt",
+            Self::CheckpointVersion { .. } => "checkpoint_version",
+            Self::CheckpointMismatch { .. } => "checkpoint_mismatch",
+            Self::CheckpointFinished { .. } => "checkpoint_finished",
+        }
+    }
+
+    /// The step this error is about, when it is about one.
+    #[must_use]
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Self::EmptyStep { step, .. }
+            | Self::DuplicateStep { step, .. }
+            | Self::TaskFailed { step, .. }
+            | Self::TaskPanicked { step, .. }
+            | Self::Dispatch { step, .. }
+            | Self::TaskLost { step, .. }
+            | Self::StepFailed { step, .. }
+            | Self::InvalidSwitch { step, .. }
+            | Self::UnreachableStep { step, .. }
+            | Self::UnknownSwitch { step, .. }
+            | Self::RetriesExhausted { step, .. }
+            | Self::Stopped { step, .. }
+            | Self::TaskCancelled { step, .. }
+            | Self::TaskTimedOut { step, .. }
+            | Self::Timeout { step, .. }
+            | Self::Cancelled { step, .. }
+            | Self::SnapshotMismatch { step, .. } => Some(step),
+            Self::MissingStep { from, .. } => Some(from),
+            Self::UnknownStep { step, .. } => Some(step),
+            Self::InvalidThreshold { step, .. }
+            | Self::UnknownExecutor { step, .. }
+            | Self::Recorded { step, .. } => step.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The attempt this error is about, from 1, when it is about one.
+    #[must_use]
+    pub fn attempt(&self) -> Option<u32> {
+        match self {
+            Self::TaskFailed { attempt, .. } | Self::TaskPanicked { attempt, .. } => Some(*attempt),
+            Self::RetriesExhausted { attempts, .. } => Some(*attempts),
+            Self::Recorded { attempt, .. } => *attempt,
+            _ => None,
+        }
+    }
+
+    /// The error as plain, serialisable data.
+    ///
+    /// ```
+    /// use conveyor::PipelineError;
+    /// let err = PipelineError::TaskPanicked {
+    ///     task: "hash".into(), step: "s1".into(), attempt: 2, message: "boom".into(),
+    /// };
+    /// let record = err.record();
+    /// assert_eq!(record.kind, "task_panicked");
+    /// assert_eq!(record.message, "boom");
+    /// assert_eq!(record.into_error().to_string(), err.to_string());
+    /// ```
+    #[must_use]
+    pub fn record(&self) -> ErrorRecord {
+        let message = match self {
+            Self::TaskFailed { message, .. }
+            | Self::TaskPanicked { message, .. }
+            | Self::Recorded { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        ErrorRecord {
+            kind: self.kind().to_owned(),
+            task: self.task().map(str::to_owned),
+            step: self.step().map(str::to_owned),
+            attempt: self.attempt(),
+            message,
+        }
+    }
+
+    /// The path of the checkpoint file this error is about, if any.
+    #[must_use]
+    pub fn checkpoint_path(&self) -> Option<&Path> {
+        match self {
+            Self::CheckpointIo { path, .. } => Some(path),
+            Self::CheckpointCorrupt { path, .. }
+            | Self::CheckpointVersion { path, .. }
+            | Self::CheckpointMismatch { path, .. }
+            | Self::CheckpointFinished { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// A [`PipelineError`] as plain data: what reports and checkpoints hold.
+///
+/// `PipelineError` carries causes that cannot be serialised; the record
+/// keeps what a person or a script needs: the variant's stable `kind`, the
+/// task, step and attempt it is about, and the message. For task errors the
+/// message is the task's own (its name and step are in their own fields);
+/// for the others it is the whole error's text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ErrorRecord {
+    /// [`PipelineError::kind`]: `"task_failed"`, `"task_panicked"`, ….
+    pub kind: String,
+    /// The task it is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The step it is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The attempt it is about, from 1, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ErrorRecord {
+    /// A record of `kind` with `message` and nothing else.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            task: None,
+            step: None,
+            attempt: None,
+            message: message.into(),
+        }
+    }
+
+    /// The error back. Task failures, panics and lost tasks come back as
+    /// their own variants (a failure's cause becomes its message); every
+    /// other kind comes back as [`PipelineError::Recorded`]. Either way
+    /// `error.record()` gives this record again.
+    #[must_use]
+    pub fn into_error(self) -> PipelineError {
+        match (self.kind.as_str(), self.task, self.step, self.attempt) {
+            ("task_failed", Some(task), Some(step), Some(attempt)) => PipelineError::TaskFailed {
+                task: task.into(),
+                step: step.into(),
+                attempt,
+                cause: Arc::new(Message(self.message.clone())),
+                message: self.message,
+            },
+            ("task_panicked", Some(task), Some(step), Some(attempt)) => PipelineError::TaskPanicked {
+                task: task.into(),
+                step: step.into(),
+                attempt,
+                message: self.message,
+            },
+            (kind, task, step, attempt) => PipelineError::Recorded {
+                kind: kind.to_owned(),
+                task: task.map(Into::into),
+                step: step.map(Into::into),
+                attempt,
+                message: self.message,
+            },
+        }
+    }
+}
+
+impl From<&PipelineError> for ErrorRecord {
+    fn from(e: &PipelineError) -> Self {
+        e.record()
+    }
+}
+
+impl fmt::Display for ErrorRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(step) = &self.step {
+            write!(f, " in step `{step}`")?;
+        }
+        if let Some(task) = &self.task {
+            write!(f, " task `{task}`")?;
+        }
+        if let Some(attempt) = self.attempt {
+            write!(f, " attempt {attempt}")?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 

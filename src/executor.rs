@@ -5,8 +5,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::cancel::CancelToken;
 use crate::chain::ExecutionChain;
+use crate::checkpoint::{self, CheckpointStore, Fingerprint, Save, Start};
 use crate::config::ExecutorConfig;
 use crate::context::{ContextId, ExecutionContext};
 use crate::coordinator::{Deadline, ExecutionCoordinator, StepRun};
@@ -215,6 +219,25 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         input: T,
         options: &RunOptions,
     ) -> Result<Run<T>, PipelineError> {
+        self.run(
+            pipeline,
+            input,
+            options,
+            Start::fresh(pipeline.steps().len()),
+            None,
+        )
+    }
+
+    /// Runs `pipeline` from `start`, saving progress with `save` after each
+    /// step the walk moves on from.
+    fn run(
+        &self,
+        pipeline: &Pipeline<T>,
+        input: T,
+        options: &RunOptions,
+        start: Start<T>,
+        save: Option<&mut Save<'_, T>>,
+    ) -> Result<Run<T>, PipelineError> {
         for step in pipeline.steps() {
             self.factory.check(step)?;
         }
@@ -239,8 +262,14 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 });
             });
         }
-        let mut chain = ExecutionChain::with_capacity(pipeline.steps().len());
-        let walked = self.walk(pipeline, &scope, &mut chain);
+        let Start {
+            at,
+            previous,
+            sinks,
+            mut chain,
+        } = start;
+        let restored = chain.len();
+        let walked = self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save);
         // Whatever happened, this run's contexts leave the live map: memory
         // stays bounded however many runs go through one executor.
         self.states.remove(chain.iter().map(ExecutionContext::id));
@@ -269,22 +298,23 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             output,
             failure,
             duration,
+            restored,
         })
     }
 
-    /// Follows the pipeline's flow from its first step to the end.
+    /// Follows the pipeline's flow from step `at` to the end. `chain` holds
+    /// the contexts of earlier steps, if the run is resumed.
     fn walk(
         &self,
         pipeline: &Pipeline<T>,
         scope: &Scope<'_, T>,
         chain: &mut ExecutionChain<T>,
+        (mut at, mut previous, mut sinks): (usize, ResultSet<T>, Vec<usize>),
+        mut save: Option<&mut Save<'_, T>>,
     ) -> Result<(ExecutionStatus, ResultSet<T>, Option<PipelineError>), PipelineError> {
         let steps = pipeline.steps();
         let graph = &pipeline.inner.graph;
-        let mut previous = ResultSet::empty();
-        let mut tail = None;
-        let mut sinks = Vec::new();
-        let mut at = 0;
+        let mut tail = chain.tail().map(ExecutionContext::id);
         loop {
             let step = &steps[at];
             if scope.cancel.is_some_and(CancelToken::is_cancelled) {
@@ -323,9 +353,21 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 ExecutionStatus::Finished => StepVerdict::Succeeded(end.switch.as_ref().map(|(n, _)| *n)),
                 _ => StepVerdict::Failed,
             };
+            // Progress is saved only when the walk moves on: a step that
+            // aborts or cancels the run is run again by a resume.
             match graph.next(at, verdict, &mut sinks) {
-                Ok(Next::Step(next)) => at = next,
-                Ok(Next::End) => return Ok((ExecutionStatus::Finished, previous, None)),
+                Ok(Next::Step(next)) => {
+                    if let Some(save) = save.as_mut() {
+                        save(chain, Some(next), &sinks)?;
+                    }
+                    at = next;
+                }
+                Ok(Next::End) => {
+                    if let Some(save) = save.as_mut() {
+                        save(chain, None, &sinks)?;
+                    }
+                    return Ok((ExecutionStatus::Finished, previous, None));
+                }
                 Ok(Next::Abort) => {
                     let failure = PipelineError::StepFailed {
                         step: Arc::clone(&step.name),
@@ -532,6 +574,80 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         if !self.emitter.is_empty() {
             self.emitter.emit(|o| hook(o, &event));
         }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T> {
+    /// [`execute`](Self::execute), saving the run's progress to `store`
+    /// after every step, and resuming from it when it holds a checkpoint.
+    ///
+    /// With an empty store the run starts at the first step. With a
+    /// checkpoint of this pipeline and this input, the steps it records are
+    /// not run again: their contexts come back into the run's chain, and the
+    /// run continues with the step after them, which sees the last one's
+    /// results as its previous results. A run that aborts or is cancelled
+    /// leaves the checkpoint at the last step that completed, so calling
+    /// again resumes there; a finished run marks the checkpoint finished.
+    ///
+    /// ```
+    /// use conveyor::{MemoryCheckpointStore, Pipeline, PipelineExecutor, Task, TaskError};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// static BROKEN: AtomicBool = AtomicBool::new(true);
+    /// let pipeline = Pipeline::builder("job")
+    ///     .step([Task::from_fn("load", |c| Ok(*c.input() * 10))])
+    ///     .step([Task::from_fn("save", |c| match BROKEN.load(Ordering::Relaxed) {
+    ///         true => Err(TaskError::msg("disk full")),
+    ///         false => Ok(c.previous().first().unwrap() + 1),
+    ///     })])
+    ///     .build()?;
+    /// let executor = PipelineExecutor::builder().build()?;
+    /// let store = MemoryCheckpointStore::new();
+    /// let first = executor.execute_with_checkpoint(&pipeline, 4_u64, &store)?;
+    /// assert!(!first.is_success());
+    /// BROKEN.store(false, Ordering::Relaxed);
+    /// let second = executor.execute_with_checkpoint(&pipeline, 4, &store)?;
+    /// assert_eq!(second.output()?.get("save"), Some(&41));
+    /// assert_eq!(second.restored(), 1); // "load" did not run again
+    /// # Ok::<(), conveyor::PipelineError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`execute`](Self::execute); before anything runs, those of
+    /// reading the checkpoint ([`PipelineError::CheckpointCorrupt`],
+    /// [`PipelineError::CheckpointVersion`],
+    /// [`PipelineError::CheckpointMismatch`] for another pipeline or input,
+    /// [`PipelineError::CheckpointFinished`], [`PipelineError::CheckpointIo`]),
+    /// none of which change the store; and while running,
+    /// [`PipelineError::CheckpointIo`] or [`PipelineError::Serialize`] when
+    /// progress cannot be saved.
+    pub fn execute_with_checkpoint(
+        &self,
+        pipeline: &Pipeline<T>,
+        input: T,
+        store: &dyn CheckpointStore,
+    ) -> Result<Run<T>, PipelineError> {
+        self.execute_with_checkpoint_and_options(pipeline, input, &RunOptions::default(), store)
+    }
+
+    /// [`execute_with_checkpoint`](Self::execute_with_checkpoint) with a
+    /// cancel token and a run deadline, as in
+    /// [`execute_with`](Self::execute_with). The deadline counts from this
+    /// call, not from the start of the run that saved the checkpoint.
+    ///
+    /// # Errors
+    /// As [`execute_with_checkpoint`](Self::execute_with_checkpoint) and
+    /// [`execute_with`](Self::execute_with).
+    pub fn execute_with_checkpoint_and_options(
+        &self,
+        pipeline: &Pipeline<T>,
+        input: T,
+        options: &RunOptions,
+        store: &dyn CheckpointStore,
+    ) -> Result<Run<T>, PipelineError> {
+        let fingerprint = Fingerprint::of_value(&input)?;
+        let start = checkpoint::start(store, pipeline, fingerprint)?;
+        let mut save = checkpoint::saver(pipeline, fingerprint, store)?;
+        self.run(pipeline, input, options, start, Some(&mut *save))
     }
 }
 

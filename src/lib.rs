@@ -73,6 +73,7 @@
 mod benchmark;
 mod cancel;
 mod chain;
+mod checkpoint;
 mod comparison;
 mod config;
 mod context;
@@ -86,10 +87,12 @@ mod options;
 mod pipeline;
 mod processor;
 mod registry;
+mod report;
 mod results;
 mod retry;
 mod run;
 mod signal;
+mod snapshot;
 mod state;
 mod state_manager;
 mod status;
@@ -101,10 +104,13 @@ mod unwind;
 pub use benchmark::{BenchmarkEvent, BenchmarkObserver, StrategyBenchmark};
 pub use cancel::CancelToken;
 pub use chain::{ExecutionChain, Iter as ChainIter};
+pub use checkpoint::{
+    CHECKPOINT_FORMAT, Checkpoint, CheckpointStore, FileCheckpointStore, Fingerprint, MemoryCheckpointStore,
+};
 pub use comparison::{Comparison, StrategyResult};
 pub use config::ExecutorConfig;
 pub use context::{ContextId, ExecutionContext};
-pub use error::{Cause, PipelineError, TaskError};
+pub use error::{Cause, ErrorRecord, PipelineError, TaskError};
 pub use executor::{PipelineExecutor, PipelineExecutorBuilder};
 pub use factory::{ExecutionPlan, ExecutorFactory};
 pub use flow::Flow;
@@ -112,6 +118,7 @@ pub use metrics::{ExecutionMetrics, TaskMetrics};
 pub use options::RunOptions;
 pub use pipeline::{Pipeline, PipelineBuilder, Step};
 pub use registry::{CustomExecutor, ExecutorRegistry, Job};
+pub use report::{REPORT_FORMAT, RunReport, StepReport, TaskReport, Totals};
 pub use results::ResultSet;
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use run::Run;
@@ -119,6 +126,7 @@ pub use signal::{
     ContextEvent, FnObserver, LogObserver, Observer, PipelineEvent, RetryEvent, Signal, SignalEmitter,
     TaskEvent, observer_fn,
 };
+pub use snapshot::ContextSnapshot;
 pub use state::ExecutionState;
 pub use state_manager::ExecutionStateManager;
 pub use status::ExecutionStatus;
@@ -141,6 +149,10 @@ mod assertions {
         send_sync::<ExecutionChain<u64>>();
         send_sync::<ExecutionStateManager<u64>>();
         send_sync::<ExecutorFactory>();
+        send_sync::<Checkpoint<u64>>();
+        send_sync::<FileCheckpointStore>();
+        send_sync::<MemoryCheckpointStore>();
+        send_sync::<RunReport>();
     }
 
     #[test]
@@ -148,6 +160,7 @@ mod assertions {
         fn _event(_: &dyn Event<u64>) {}
         fn _observer(_: &dyn Observer) {}
         fn _executor(_: &dyn CustomExecutor) {}
+        fn _store(_: &dyn CheckpointStore) {}
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Run<T> {
     pub(crate) output: ResultSet<T>,
     pub(crate) failure: Option<PipelineError>,
     pub(crate) duration: Duration,
+    /// How many contexts at the head of the chain came from a checkpoint.
+    pub(crate) restored: usize,
 }
 
 impl<T> Run<T> {
@@ -86,6 +88,15 @@ impl<T> Run<T> {
     /// Every task error of every step, in the order the steps ran.
     pub fn errors(&self) -> impl Iterator<Item = &PipelineError> + '_ {
         self.chain.iter().flat_map(|c| c.state().errors())
+    }
+
+    /// How many contexts at the head of [`chain`](Self::chain) were
+    /// restored from a checkpoint instead of run; 0 unless the run resumed
+    /// one (see
+    /// [`PipelineExecutor::execute_with_checkpoint`](crate::PipelineExecutor::execute_with_checkpoint)).
+    #[must_use]
+    pub fn restored(&self) -> usize {
+        self.restored
     }
 
     /// Wall time of the whole run.

@@ -1,0 +1,345 @@
+use super::*;
+use crate::executor::PipelineExecutor;
+use crate::pipeline::Step;
+use crate::strategy::EvaluationStrategy;
+use crate::task::{Task, TaskContext};
+use proptest::prelude::*;
+
+fn pipeline(name: &str, tasks: &[&str]) -> Pipeline<Vec<f64>> {
+    let mut b = Pipeline::builder(name);
+    for t in tasks {
+        let t = (*t).to_owned();
+        b = b.step([Task::from_fn(t.clone(), move |c: &TaskContext<'_, Vec<f64>>| {
+            let mut v = c.previous().first().cloned().unwrap_or_else(|| c.input().clone());
+            v.push(t.len() as f64 / 3.0);
+            Ok(v)
+        })]);
+    }
+    b.build().unwrap()
+}
+
+fn t(name: &str) -> Task<Vec<f64>> {
+    Task::from_fn(name, |c: &TaskContext<'_, Vec<f64>>| Ok(c.input().clone()))
+}
+
+fn progress(p: &Pipeline<Vec<f64>>, input: &[f64]) -> Checkpoint<Vec<f64>> {
+    let run = PipelineExecutor::builder()
+        .build()
+        .unwrap()
+        .execute(p, input.to_vec())
+        .unwrap();
+    let mut c = Checkpoint::new(p, Some(Fingerprint::of_value(input).unwrap()), run.chain());
+    c.completed = p.steps().iter().map(|s| Arc::clone(&s.name)).collect();
+    c.next = Some(Arc::clone(&p.steps()[0].name));
+    c
+}
+
+fn valid_bytes() -> Vec<u8> {
+    progress(&pipeline("p", &["a", "bb", "ccc"]), &[1.0, 0.1])
+        .encode()
+        .unwrap()
+}
+
+#[test]
+fn fnv1a_matches_the_reference_vectors() {
+    assert_eq!(Fingerprint::of_bytes(b"").get(), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(Fingerprint::of_bytes(b"foobar").get(), 0x8594_4171_f739_67e8);
+}
+
+#[test]
+fn pipeline_fingerprints_are_stable_and_shape_sensitive() {
+    let p = pipeline("p", &["a", "bb"]);
+    // Pinned: a change here breaks every saved checkpoint, so it must be a
+    // deliberate format change.
+    assert_eq!(
+        describe(&p),
+        "conveyor pipeline v1\npipeline 1:p\nstep 1:a strategy 16:all_must_succeed\ntask 1:a\nstep 2:bb strategy 16:all_must_succeed\ntask 2:bb\n"
+    );
+    let branched: Pipeline<Vec<f64>> = Pipeline::builder("p")
+        .step(
+            Step::new("a", [t("a")])
+                .on_failure("c")
+                .on_switch(3, "b")
+                .sink("b"),
+        )
+        .step(Step::new("b", [t("b")]))
+        .step(Step::new("c", [t("c")]))
+        .build()
+        .unwrap();
+    assert_eq!(
+        describe(&branched),
+        "conveyor pipeline v1\npipeline 1:p\nstep 1:a strategy 16:all_must_succeed\ntask 1:a\nedge on_failure 1:c\nedge sink 1:b\nedge switch(3) 1:b\nstep 1:b strategy 16:all_must_succeed\ntask 1:b\nstep 1:c strategy 16:all_must_succeed\ntask 1:c\n"
+    );
+    let other_branch: Pipeline<Vec<f64>> = Pipeline::builder("p")
+        .step(
+            Step::new("a", [t("a")])
+                .on_failure("b")
+                .on_switch(3, "c")
+                .sink("b"),
+        )
+        .step(Step::new("b", [t("b")]))
+        .step(Step::new("c", [t("c")]))
+        .build()
+        .unwrap();
+    assert_ne!(
+        Fingerprint::of_pipeline(&branched),
+        Fingerprint::of_pipeline(&other_branch)
+    );
+    assert_eq!(
+        Fingerprint::of_pipeline(&p),
+        Fingerprint::of_pipeline(&pipeline("p", &["a", "bb"]))
+    );
+    for other in [
+        pipeline("p", &["a", "b"]),
+        pipeline("q", &["a", "bb"]),
+        pipeline("p", &["bb", "a"]),
+    ] {
+        assert_ne!(Fingerprint::of_pipeline(&p), Fingerprint::of_pipeline(&other));
+    }
+    let stricter: Pipeline<Vec<f64>> = Pipeline::builder("p")
+        .step(
+            Step::new(
+                "a",
+                [Task::from_fn("a", |c: &TaskContext<'_, Vec<f64>>| {
+                    Ok(c.input().clone())
+                })],
+            )
+            .strategy(EvaluationStrategy::AtLeast(2)),
+        )
+        .step(Step::new(
+            "bb",
+            [Task::from_fn("bb", |c: &TaskContext<'_, Vec<f64>>| {
+                Ok(c.input().clone())
+            })],
+        ))
+        .build()
+        .unwrap();
+    assert_ne!(Fingerprint::of_pipeline(&p), Fingerprint::of_pipeline(&stricter));
+}
+
+#[test]
+fn fingerprints_serialize_as_hex_strings() {
+    let f = Fingerprint::from(0x00ab_cdef_0123_4567);
+    assert_eq!(serde_json::to_string(&f).unwrap(), "\"00abcdef01234567\"");
+    assert_eq!(
+        serde_json::from_str::<Fingerprint>("\"00abcdef01234567\"").unwrap(),
+        f
+    );
+    assert!(serde_json::from_str::<Fingerprint>("\"abc\"").is_err());
+    assert!(serde_json::from_str::<Fingerprint>("\"+0abcdef01234567\"").is_err());
+}
+
+#[test]
+fn encode_then_decode_gives_the_same_checkpoint() {
+    let p = pipeline("p", &["a", "bb", "ccc"]);
+    let c = progress(&p, &[1.0, 0.1]);
+    let bytes = c.encode().unwrap();
+    let back = Checkpoint::<Vec<f64>>::decode(&bytes, None).unwrap();
+    assert_eq!(back.encode().unwrap(), bytes);
+    assert_eq!(back.completed.len(), 3);
+    back.check(&p, Some(Fingerprint::of_value(&[1.0, 0.1]).unwrap()), None)
+        .unwrap();
+    let chain = back.restore_chain(&p, None).unwrap();
+    assert_eq!(
+        chain.tail().unwrap().state().results().get("ccc"),
+        Some(&vec![1.0, 0.1, 1.0 / 3.0, 2.0 / 3.0, 1.0])
+    );
+}
+
+#[test]
+fn checks_refuse_other_pipelines_inputs_and_finished_runs() {
+    let p = pipeline("p", &["a", "bb"]);
+    let input = Fingerprint::of_value(&[1.0]).unwrap();
+    let path = Path::new("/tmp/x.ckpt");
+    let mut c = progress(&p, &[1.0]);
+    let err = c
+        .check(&pipeline("p", &["a", "b"]), Some(input), Some(path))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PipelineError::CheckpointMismatch { what: "pipeline", expected, found, .. }
+            if *found == Fingerprint::of_pipeline(&p) && *expected != *found),
+        "{err}"
+    );
+    assert_eq!(err.checkpoint_path(), Some(path));
+    let other_input = Fingerprint::of_value(&[2.0]).unwrap();
+    let err = c.check(&p, Some(other_input), None).unwrap_err();
+    assert!(
+        matches!(err, PipelineError::CheckpointMismatch { what: "input", .. }),
+        "{err}"
+    );
+    c.finished = true;
+    let err = c.check(&p, Some(input), None).unwrap_err();
+    assert!(matches!(err, PipelineError::CheckpointFinished { .. }), "{err}");
+    assert!(err.to_string().contains("clear it"), "{err}");
+}
+
+#[test]
+fn a_newer_format_is_its_own_error() {
+    let bytes = valid_bytes();
+    let text = String::from_utf8(bytes).unwrap().replacen(" v1 ", " v2 ", 1);
+    let err = Checkpoint::<Vec<f64>>::decode(text.as_bytes(), Some(Path::new("job.ckpt"))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PipelineError::CheckpointVersion {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "checkpoint `job.ckpt` has format version 2; this build reads version 1"
+    );
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = valid_bytes();
+    for len in 0..bytes.len() {
+        let err = Checkpoint::<Vec<f64>>::decode(&bytes[..len], None).unwrap_err();
+        assert!(
+            matches!(err, PipelineError::CheckpointCorrupt { .. }),
+            "{len}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_the_body_is_caught_by_the_checksum() {
+    let bytes = valid_bytes();
+    let body = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+    // Digits decode as other digits: JSON alone would not notice.
+    let at = body + bytes[body..].iter().position(u8::is_ascii_digit).unwrap();
+    let mut bad = bytes.clone();
+    bad[at] = if bad[at] == b'9' { b'8' } else { bad[at] + 1 };
+    let err = Checkpoint::<Vec<f64>>::decode(&bad, None).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+}
+
+#[test]
+fn a_body_with_a_valid_checksum_but_bad_json_reports_serde() {
+    let body = br#"{"format":1,"pipeline":"p"}"#;
+    let mut bytes = format!(
+        "{MAGIC} v1 len={} fnv1a64={}\n",
+        body.len(),
+        Fingerprint::of_bytes(body)
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    let err = Checkpoint::<u8>::decode(&bytes, None).unwrap_err();
+    assert!(err.to_string().contains("bad JSON: missing field"), "{err}");
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        prop_assert!(Checkpoint::<Vec<f64>>::decode(&bytes, None).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bodies_behind_a_valid_header_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let mut bytes = format!("{MAGIC} v1 len={} fnv1a64={}\n", body.len(), Fingerprint::of_bytes(&body)).into_bytes();
+        bytes.extend_from_slice(&body);
+        let _ = Checkpoint::<Vec<f64>>::decode(&bytes, None);
+    }
+
+    #[test]
+    fn damaged_checkpoints_never_panic(cut in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut bytes = valid_bytes();
+        let i = at.index(bytes.len());
+        let changed = bytes[i] != byte;
+        bytes[i] = byte;
+        bytes.truncate(cut.index(bytes.len() + 1));
+        let result = Checkpoint::<Vec<f64>>::decode(&bytes, None);
+        if changed || bytes.len() < valid_bytes().len() {
+            prop_assert!(result.is_err());
+        }
+    }
+
+    #[test]
+    fn checkpoints_round_trip(input in proptest::collection::vec(-1e300..1e300f64, 0..8), finished in any::<bool>()) {
+        let p = pipeline("p", &["a", "bb"]);
+        let mut c = progress(&p, &input);
+        c.finished = finished;
+        let bytes = c.encode().unwrap();
+        let back = Checkpoint::<Vec<f64>>::decode(&bytes, None).unwrap();
+        prop_assert_eq!(back.finished, finished);
+        prop_assert_eq!(back.encode().unwrap(), bytes);
+        let chain = back.restore_chain(&p, None).unwrap();
+        let mut expected = input.clone();
+        expected.extend([1.0 / 3.0, 2.0 / 3.0]);
+        prop_assert_eq!(chain.tail().unwrap().state().results().get("bb"), Some(&expected));
+    }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn file_store_saves_loads_and_clears() {
+    let dir = temp_dir();
+    let store = FileCheckpointStore::new(dir.path().join("job.ckpt"));
+    assert_eq!(store.load().unwrap(), None);
+    store.clear().unwrap();
+    store.save(b"first").unwrap();
+    store.save(b"second").unwrap();
+    assert_eq!(store.load().unwrap().as_deref(), Some(&b"second"[..]));
+    assert!(!store.temp_file().exists(), "the temporary file is renamed away");
+    store.clear().unwrap();
+    assert_eq!(store.load().unwrap(), None);
+}
+
+#[test]
+fn a_failed_save_leaves_the_previous_checkpoint_intact() {
+    let dir = temp_dir();
+    let store = FileCheckpointStore::new(dir.path().join("job.ckpt"));
+    let good = valid_bytes();
+    store.save(&good).unwrap();
+    // A folder where the temporary file goes makes the write fail, even for
+    // root, which read-only permissions would not stop.
+    fs::create_dir(store.temp_file()).unwrap();
+    let err = store.save(b"half a checkpoint").unwrap_err();
+    assert!(
+        matches!(&err, PipelineError::CheckpointIo { operation: "create", path, .. } if path == store.temp_file()),
+        "{err}"
+    );
+    assert_eq!(store.load().unwrap().as_deref(), Some(&good[..]));
+    Checkpoint::<Vec<f64>>::load(&store).unwrap().unwrap();
+}
+
+#[test]
+fn a_crash_mid_write_leaves_the_previous_checkpoint_and_is_recovered() {
+    let dir = temp_dir();
+    let store = FileCheckpointStore::new(dir.path().join("job.ckpt"));
+    let good = valid_bytes();
+    store.save(&good).unwrap();
+    // What a crash between write and rename leaves behind.
+    fs::write(store.temp_file(), &good[..good.len() / 2]).unwrap();
+    assert_eq!(store.load().unwrap().as_deref(), Some(&good[..]));
+    store.save(b"next").unwrap();
+    assert_eq!(store.load().unwrap().as_deref(), Some(&b"next"[..]));
+}
+
+#[test]
+fn loading_from_a_store_names_the_file_in_errors() {
+    let dir = temp_dir();
+    let path = dir.path().join("job.ckpt");
+    fs::write(&path, b"not a checkpoint\n").unwrap();
+    let err = Checkpoint::<u8>::load(&FileCheckpointStore::new(&path)).unwrap_err();
+    assert_eq!(err.checkpoint_path(), Some(path.as_path()));
+    assert!(err.to_string().contains("job.ckpt"), "{err}");
+}
+
+#[test]
+fn memory_store_counts_saves() {
+    let store = MemoryCheckpointStore::with_bytes(valid_bytes());
+    assert!(Checkpoint::<Vec<f64>>::load(&store).unwrap().is_some());
+    store.save(b"x").unwrap();
+    store.clear().unwrap();
+    assert_eq!(store.saves(), 1);
+    assert_eq!(Checkpoint::<u8>::load(&store).unwrap().map(|c| c.format), None);
+}

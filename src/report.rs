@@ -1,0 +1,230 @@
+//! A run as a report a person or a script can read.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::{ContextId, ExecutionContext};
+use crate::error::{ErrorRecord, PipelineError};
+use crate::metrics::TaskMetrics;
+use crate::run::Run;
+use crate::status::ExecutionStatus;
+use crate::strategy::EvaluationResult;
+
+/// The report format this build writes; it changes only when a field is
+/// removed or changes meaning. New fields may appear in any version.
+pub const REPORT_FORMAT: u32 = 1;
+
+/// How one run went: per step its status, verdict, errors and timing, per
+/// task its attempts and timing. Results are not part of it: they are the
+/// caller's data, of the caller's type.
+///
+/// Times are whole microseconds, offsets from the start of the run, so that
+/// every step and task lines up on one timeline and a script needs no
+/// duration parser. Errors are [`ErrorRecord`]s.
+///
+/// ```
+/// use conveyor::{Pipeline, PipelineExecutor, Task, TaskError};
+/// let pipeline = Pipeline::builder("demo")
+///     .step([Task::from_fn("ok", |_| Ok(1_u8)),
+///            Task::from_fn("bad", |_| Err(TaskError::msg("no disk")))])
+///     .build()?;
+/// let run = PipelineExecutor::builder().build()?.execute(&pipeline, 0)?;
+/// let report = run.report();
+/// assert_eq!(report.steps[0].errors[0].kind, "task_failed");
+/// assert_eq!(report.steps[0].errors[0].task.as_deref(), Some("bad"));
+/// let json = report.to_json()?;
+/// assert!(json.contains("\"status\": \"aborted\""));
+/// # Ok::<(), conveyor::PipelineError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// [`REPORT_FORMAT`] of the build that wrote it.
+    pub report: u32,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The run's final status.
+    pub status: ExecutionStatus,
+    /// Wall-clock start of the run, in milliseconds since the Unix epoch.
+    pub started_at_unix_ms: Option<u64>,
+    /// Wall time of this run; for a resumed run, of the part that ran in
+    /// this process.
+    pub duration_us: u64,
+    /// How many steps at the head of `steps` were restored from a
+    /// checkpoint instead of run.
+    pub restored: usize,
+    /// Why the run did not finish, if it did not.
+    pub failure: Option<ErrorRecord>,
+    /// Counts over the whole run.
+    pub totals: Totals,
+    /// One entry per context, in the order they ran.
+    pub steps: Vec<StepReport>,
+}
+
+/// Counts over a whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Totals {
+    /// Contexts (step runs).
+    pub steps: usize,
+    /// Tasks over all steps.
+    pub tasks: usize,
+    /// Task attempts, retries included.
+    pub attempts: u64,
+    /// Errors over all steps.
+    pub errors: usize,
+}
+
+/// One step's run in a [`RunReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StepReport {
+    /// The step's name.
+    pub step: String,
+    /// Its context's id.
+    pub context: ContextId,
+    /// Whether it was restored from a checkpoint instead of run; its times
+    /// are then those of the run that saved it.
+    pub restored: bool,
+    /// Its final status.
+    pub status: ExecutionStatus,
+    /// When it started, from the start of the run.
+    pub started_us: u64,
+    /// When it ended, from the start of the run.
+    pub finished_us: u64,
+    /// How long it took.
+    pub duration_us: u64,
+    /// The strategy's verdict; absent when the step could not be run.
+    pub evaluation: Option<EvaluationResult>,
+    /// Its errors, in task declaration order.
+    pub errors: Vec<ErrorRecord>,
+    /// Its tasks, in declaration order.
+    pub tasks: Vec<TaskReport>,
+}
+
+/// One task in a [`StepReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskReport {
+    /// The task's name.
+    pub task: String,
+    /// Whether it ended with a value.
+    pub succeeded: bool,
+    /// Attempts made; 0 when it never started.
+    pub attempts: u32,
+    /// When its group was handed to the executor.
+    pub queued_us: u64,
+    /// When its first attempt started.
+    pub started_us: u64,
+    /// When its last attempt ended.
+    pub finished_us: u64,
+    /// From first start to last end.
+    pub duration_us: u64,
+    /// The thread that ran it, as a small number unique in its process.
+    pub thread: u64,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl RunReport {
+    /// The report as pretty-printed JSON.
+    ///
+    /// # Errors
+    /// [`PipelineError::Serialize`]; it does not happen with serde_json,
+    /// whose only failures are on types a report does not contain.
+    pub fn to_json(&self) -> Result<String, PipelineError> {
+        serde_json::to_string_pretty(self).map_err(|e| PipelineError::Serialize {
+            what: "report",
+            message: e.to_string(),
+        })
+    }
+
+    /// The step report of the latest context that ran `step`.
+    #[must_use]
+    pub fn step(&self, step: &str) -> Option<&StepReport> {
+        self.steps.iter().rev().find(|s| s.step == step)
+    }
+}
+
+impl StepReport {
+    fn of<T>(c: &ExecutionContext<T>, restored: bool) -> Self {
+        let m = c.metrics();
+        Self {
+            step: c.step().to_owned(),
+            context: c.id(),
+            restored,
+            status: c.state().status(),
+            started_us: micros(m.started),
+            finished_us: micros(m.finished),
+            duration_us: micros(m.duration()),
+            evaluation: c.evaluation().cloned(),
+            errors: c.state().errors().iter().map(PipelineError::record).collect(),
+            tasks: m.tasks.iter().map(TaskReport::of).collect(),
+        }
+    }
+}
+
+impl TaskReport {
+    fn of(t: &TaskMetrics) -> Self {
+        Self {
+            task: t.task.to_string(),
+            succeeded: t.succeeded,
+            attempts: t.attempts,
+            queued_us: micros(t.queued),
+            started_us: micros(t.started),
+            finished_us: micros(t.finished),
+            duration_us: micros(t.duration()),
+            thread: t.thread,
+        }
+    }
+}
+
+impl<T> Run<T> {
+    /// The run as a [`RunReport`], ready for [`RunReport::to_json`].
+    #[must_use]
+    pub fn report(&self) -> RunReport {
+        let steps: Vec<StepReport> = self
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(i, c)| StepReport::of(c, i < self.restored))
+            .collect();
+        let totals = Totals {
+            steps: steps.len(),
+            tasks: steps.iter().map(|s| s.tasks.len()).sum(),
+            attempts: steps
+                .iter()
+                .flat_map(|s| &s.tasks)
+                .map(|t| u64::from(t.attempts))
+                .sum(),
+            errors: steps.iter().map(|s| s.errors.len()).sum(),
+        };
+        // This run's start: restored contexts carry the start of the run
+        // that saved them.
+        let started_at_unix_ms = self
+            .chain
+            .iter()
+            .nth(self.restored)
+            .or_else(|| self.chain.head())
+            .and_then(|c| c.metrics().run_started_at)
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        RunReport {
+            report: REPORT_FORMAT,
+            pipeline: self.pipeline.to_string(),
+            status: self.status,
+            started_at_unix_ms,
+            duration_us: micros(self.duration),
+            restored: self.restored,
+            failure: self.failure.as_ref().map(PipelineError::record),
+            totals,
+            steps,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
