@@ -92,7 +92,7 @@ impl Fingerprint {
     /// run may use other pool sizes.
     #[must_use]
     pub fn of_pipeline<T>(pipeline: &Pipeline<T>) -> Self {
-        Self::of_bytes(describe(pipeline).as_bytes())
+        Self::of_bytes(pipeline.describe().as_bytes())
     }
 
     /// The number behind the fingerprint.
@@ -175,7 +175,7 @@ impl Write for Fnv {
 /// The flow is each step's declared edges, which together with the step
 /// order decide every path; it is written out here rather than taken from
 /// any `Debug` output, which no Rust release promises to keep.
-fn describe<T>(pipeline: &Pipeline<T>) -> String {
+pub(crate) fn describe<T>(pipeline: &Pipeline<T>) -> String {
     use std::fmt::Write as _;
     fn name(out: &mut String, s: &str) {
         let _ = write!(out, "{}:{s}", s.len());
@@ -259,50 +259,27 @@ pub trait CheckpointStore: Send + Sync {
     }
 }
 
-impl<S: CheckpointStore + ?Sized> CheckpointStore for &S {
-    fn load(&self) -> Result<Option<Vec<u8>>, PipelineError> {
-        (**self).load()
-    }
-    fn save(&self, bytes: &[u8]) -> Result<(), PipelineError> {
-        (**self).save(bytes)
-    }
-    fn clear(&self) -> Result<(), PipelineError> {
-        (**self).clear()
-    }
-    fn path(&self) -> Option<&Path> {
-        (**self).path()
-    }
+/// Forwards the store through references and smart pointers.
+macro_rules! forward_store {
+    ($($ptr:ty),*) => {$(
+        impl<S: CheckpointStore + ?Sized> CheckpointStore for $ptr {
+            fn load(&self) -> Result<Option<Vec<u8>>, PipelineError> {
+                (**self).load()
+            }
+            fn save(&self, bytes: &[u8]) -> Result<(), PipelineError> {
+                (**self).save(bytes)
+            }
+            fn clear(&self) -> Result<(), PipelineError> {
+                (**self).clear()
+            }
+            fn path(&self) -> Option<&Path> {
+                (**self).path()
+            }
+        }
+    )*};
 }
 
-impl<S: CheckpointStore + ?Sized> CheckpointStore for Box<S> {
-    fn load(&self) -> Result<Option<Vec<u8>>, PipelineError> {
-        (**self).load()
-    }
-    fn save(&self, bytes: &[u8]) -> Result<(), PipelineError> {
-        (**self).save(bytes)
-    }
-    fn clear(&self) -> Result<(), PipelineError> {
-        (**self).clear()
-    }
-    fn path(&self) -> Option<&Path> {
-        (**self).path()
-    }
-}
-
-impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
-    fn load(&self) -> Result<Option<Vec<u8>>, PipelineError> {
-        (**self).load()
-    }
-    fn save(&self, bytes: &[u8]) -> Result<(), PipelineError> {
-        (**self).save(bytes)
-    }
-    fn clear(&self) -> Result<(), PipelineError> {
-        (**self).clear()
-    }
-    fn path(&self) -> Option<&Path> {
-        (**self).path()
-    }
-}
+forward_store!(&S, Box<S>, Arc<S>);
 
 /// A checkpoint in one file, replaced atomically.
 ///

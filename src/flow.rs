@@ -260,16 +260,6 @@ impl FlowGraph {
             .or_else(|| sinks.pop())
             .map_or(Next::End, Next::Step))
     }
-
-    /// A canonical text of the graph, for fingerprints.
-    pub(crate) fn describe(&self) -> String {
-        self.routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| format!("{i}:{:?}", (r.then, r.on_success, r.on_failure, r.switch, r.sink)))
-            .collect::<Vec<_>>()
-            .join(";")
-    }
 }
 
 #[cfg(test)]

@@ -268,26 +268,14 @@ impl<T> Pipeline<T> {
             })
     }
 
-    /// A canonical text of the pipeline's shape: its name, step names, task
-    /// names in order, strategies and flow edges. Pipelines built the same
-    /// way describe alike, in any process; checkpoints fingerprint it.
+    /// A canonical text of the pipeline's shape: its name, step names,
+    /// strategies with their parameters, task names in order, and every
+    /// declared edge. Pipelines built the same way describe alike, in any
+    /// process and with any Rust release; checkpoints fingerprint it
+    /// ([`Fingerprint::of_pipeline`](crate::Fingerprint::of_pipeline)).
     #[must_use]
     pub fn describe(&self) -> String {
-        let steps: Vec<String> = self
-            .inner
-            .steps
-            .iter()
-            .map(|s| {
-                let tasks: Vec<&str> = s.tasks.iter().map(Task::name).collect();
-                format!("{}[{}]{}", s.name, tasks.join(","), s.strategy.name())
-            })
-            .collect();
-        format!(
-            "{}|{}|{}",
-            self.inner.name,
-            steps.join(";"),
-            self.inner.graph.describe()
-        )
+        crate::checkpoint::describe(self)
     }
 
     /// Number of tasks over all steps.

@@ -126,83 +126,52 @@ pub trait Observer: Send + Sync {
     fn task_retries_exhausted(&self, _event: &RetryEvent<'_>) {}
 }
 
-impl<O: Observer + ?Sized> Observer for Box<O> {
-    fn task_retrying(&self, e: &RetryEvent<'_>) {
-        (**self).task_retrying(e);
-    }
-    fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
-        (**self).task_retries_exhausted(e);
-    }
-    fn pipeline_started(&self, e: &PipelineEvent<'_>) {
-        (**self).pipeline_started(e);
-    }
-    fn pipeline_finished(&self, e: &PipelineEvent<'_>) {
-        (**self).pipeline_finished(e);
-    }
-    fn pipeline_stopped(&self, e: &PipelineEvent<'_>) {
-        (**self).pipeline_stopped(e);
-    }
-    fn context_initialized(&self, e: &ContextEvent<'_>) {
-        (**self).context_initialized(e);
-    }
-    fn context_started(&self, e: &ContextEvent<'_>) {
-        (**self).context_started(e);
-    }
-    fn context_finished(&self, e: &ContextEvent<'_>) {
-        (**self).context_finished(e);
-    }
-    fn context_aborted(&self, e: &ContextEvent<'_>) {
-        (**self).context_aborted(e);
-    }
-    fn context_cancelled(&self, e: &ContextEvent<'_>) {
-        (**self).context_cancelled(e);
-    }
-    fn task_started(&self, e: &TaskEvent<'_>) {
-        (**self).task_started(e);
-    }
-    fn task_finished(&self, e: &TaskEvent<'_>) {
-        (**self).task_finished(e);
-    }
+/// Forwards every hook through a smart pointer, so boxed and shared
+/// observers are observers too.
+macro_rules! forward_observer {
+    ($($ptr:ident),*) => {$(
+        impl<O: Observer + ?Sized> Observer for $ptr<O> {
+            fn pipeline_started(&self, e: &PipelineEvent<'_>) {
+                (**self).pipeline_started(e);
+            }
+            fn pipeline_finished(&self, e: &PipelineEvent<'_>) {
+                (**self).pipeline_finished(e);
+            }
+            fn pipeline_stopped(&self, e: &PipelineEvent<'_>) {
+                (**self).pipeline_stopped(e);
+            }
+            fn context_initialized(&self, e: &ContextEvent<'_>) {
+                (**self).context_initialized(e);
+            }
+            fn context_started(&self, e: &ContextEvent<'_>) {
+                (**self).context_started(e);
+            }
+            fn context_finished(&self, e: &ContextEvent<'_>) {
+                (**self).context_finished(e);
+            }
+            fn context_aborted(&self, e: &ContextEvent<'_>) {
+                (**self).context_aborted(e);
+            }
+            fn context_cancelled(&self, e: &ContextEvent<'_>) {
+                (**self).context_cancelled(e);
+            }
+            fn task_started(&self, e: &TaskEvent<'_>) {
+                (**self).task_started(e);
+            }
+            fn task_finished(&self, e: &TaskEvent<'_>) {
+                (**self).task_finished(e);
+            }
+            fn task_retrying(&self, e: &RetryEvent<'_>) {
+                (**self).task_retrying(e);
+            }
+            fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
+                (**self).task_retries_exhausted(e);
+            }
+        }
+    )*};
 }
 
-impl<O: Observer + ?Sized> Observer for Arc<O> {
-    fn task_retrying(&self, e: &RetryEvent<'_>) {
-        (**self).task_retrying(e);
-    }
-    fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
-        (**self).task_retries_exhausted(e);
-    }
-    fn pipeline_started(&self, e: &PipelineEvent<'_>) {
-        (**self).pipeline_started(e);
-    }
-    fn pipeline_finished(&self, e: &PipelineEvent<'_>) {
-        (**self).pipeline_finished(e);
-    }
-    fn pipeline_stopped(&self, e: &PipelineEvent<'_>) {
-        (**self).pipeline_stopped(e);
-    }
-    fn context_initialized(&self, e: &ContextEvent<'_>) {
-        (**self).context_initialized(e);
-    }
-    fn context_started(&self, e: &ContextEvent<'_>) {
-        (**self).context_started(e);
-    }
-    fn context_finished(&self, e: &ContextEvent<'_>) {
-        (**self).context_finished(e);
-    }
-    fn context_aborted(&self, e: &ContextEvent<'_>) {
-        (**self).context_aborted(e);
-    }
-    fn context_cancelled(&self, e: &ContextEvent<'_>) {
-        (**self).context_cancelled(e);
-    }
-    fn task_started(&self, e: &TaskEvent<'_>) {
-        (**self).task_started(e);
-    }
-    fn task_finished(&self, e: &TaskEvent<'_>) {
-        (**self).task_finished(e);
-    }
-}
+forward_observer!(Box, Arc);
 
 /// One signal, as the closure adapter [`observer_fn`] sees it.
 #[derive(Debug, Clone, Copy)]
