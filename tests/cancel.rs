@@ -231,3 +231,38 @@ fn a_deadline_skips_tasks_that_have_not_started() {
         );
     });
 }
+
+#[test]
+fn panicking_observers_on_the_cancel_hooks_do_not_stop_a_cancelled_run() {
+    use conveyor::{Signal, observer_fn};
+    common::quiet_planned_panics();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let executor = PipelineExecutor::builder()
+        .observer(observer_fn(|s| {
+            if matches!(s, Signal::ContextCancelled(_) | Signal::PipelineStopped(_)) {
+                panic!("{}", common::PLANNED);
+            }
+        }))
+        .observer(observer_fn(move |s| {
+            let name = match s {
+                Signal::ContextCancelled(_) => "context_cancelled",
+                Signal::PipelineStopped(_) => "pipeline_stopped",
+                Signal::PipelineFinished(_) => "pipeline_finished",
+                _ => return,
+            };
+            log.lock().unwrap().push(name);
+        }))
+        .build()
+        .unwrap();
+    let p = Pipeline::builder("p")
+        .step([Task::from_fn("halt", |_| Err(conveyor::TaskError::stop("done")))])
+        .step([Task::from_fn("never", |_| Ok(0u8))])
+        .build()
+        .unwrap();
+    let run = executor.execute(&p, 0).unwrap();
+    assert_eq!(run.status(), ExecutionStatus::Cancelled);
+    // As in the original: a cancelled run sends pipeline_stopped, not
+    // pipeline_finished, and a panic in the first observer reaches neither.
+    assert_eq!(*seen.lock().unwrap(), ["context_cancelled", "pipeline_stopped"]);
+}
