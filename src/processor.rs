@@ -49,12 +49,13 @@ const IDLE_POLL: Duration = Duration::from_micros(100);
 /// Gathers the outcomes of one step run and turns them into results, errors
 /// and a verdict.
 ///
-/// Outcomes produced on other threads come over one crossbeam channel per
-/// step run, bounded to the number of tasks, so a send never blocks and its
-/// buffer is allocated once. Outcomes produced on the collecting thread
-/// itself (an inline group) are handed over directly: a channel between a
-/// thread and itself would only cost allocations, which dominate a step of
-/// one inline task. The processor drops its own sender before it waits, so
+/// Outcomes of groups that run while the caller does something else come
+/// over one crossbeam channel per step run, bounded to the number of tasks,
+/// so a send never blocks and its buffer is allocated once. Outcomes of the
+/// group the caller runs or joins itself (inline, or a pool it blocks in
+/// until the group is done) are handed over directly: for them a channel
+/// costs allocations and, with many workers, contention on its tail,
+/// without letting the caller do anything sooner. The processor drops its own sender before it waits, so
 /// a job that vanishes without reporting (which the dispatchers prevent,
 /// but a bug must not hang a caller) shows up as a disconnect and becomes
 /// an error for that task.
