@@ -54,3 +54,19 @@ impl fmt::Debug for CancelToken {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CancelToken;
+
+    #[test]
+    fn clones_share_one_flag_and_it_stays_set() {
+        let a = CancelToken::new();
+        let b = a.clone();
+        assert!(!b.is_cancelled());
+        a.cancel();
+        a.cancel();
+        assert!(b.is_cancelled());
+        assert!(!CancelToken::new().is_cancelled());
+    }
+}

@@ -497,3 +497,113 @@ fn retry_event<'a, T>(
         error,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ExecutorConfig;
+    use crate::error::TaskError;
+    use crate::factory::ExecutorFactory;
+    use crate::pipeline::Step;
+    use crate::registry::ExecutorRegistry;
+    use crate::retry::RetryPolicy;
+    use crate::task::Task;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn step_run(tasks: Vec<Task<u32>>) -> StepRun<u32> {
+        StepRun {
+            pipeline: "p".into(),
+            step: "s".into(),
+            context: ContextId::from(1),
+            tasks: tasks.into(),
+            input: Arc::new(10),
+            previous: ResultSet::empty(),
+            emitter: Arc::default(),
+            clock: RunClock::start(),
+            cancel: None,
+            deadline: None,
+        }
+    }
+
+    fn plan(run: &StepRun<u32>) -> ExecutionPlan {
+        let factory = ExecutorFactory::new(ExecutorRegistry::new(), ExecutorConfig::Inline).unwrap();
+        factory.plan(&Step::new("s", run.tasks.iter().cloned())).unwrap()
+    }
+
+    #[test]
+    fn mixed_groups_all_report_in_declaration_order_and_inline_stays_home() {
+        let here = thread_number();
+        let tasks = vec![
+            Task::from_fn("pool", |c| Ok(*c.input() + 1)).executor(ExecutorConfig::pool(1)),
+            Task::from_fn("inline", move |c| {
+                assert_eq!(thread_number(), here, "inline tasks run on the caller");
+                Ok(*c.input() + 2)
+            }),
+            Task::from_fn("thread", |c| Ok(*c.input() + 3)).executor(ExecutorConfig::ThreadPerTask),
+        ];
+        let run = step_run(tasks);
+        let plan = plan(&run);
+        assert_eq!(plan.len(), 3);
+        let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed);
+        assert_eq!(out.results.values().copied().collect::<Vec<_>>(), [11, 12, 13]);
+        assert!(out.evaluation.success);
+        assert_eq!(out.tasks[1].thread, here);
+        assert_ne!(out.tasks[0].thread, here);
+    }
+
+    #[test]
+    fn with_a_deadline_the_caller_does_not_join_a_stuck_pool_group() {
+        let (release, wait) = crossbeam_channel::bounded::<()>(0);
+        let stuck = Task::from_fn("stuck", move |_| {
+            let _ = wait.recv_timeout(Duration::from_secs(30));
+            Ok(0)
+        })
+        .executor(ExecutorConfig::pool(1));
+        let mut run = step_run(vec![stuck]);
+        run.deadline = Some(Deadline {
+            at: Instant::now() + Duration::from_millis(30),
+            scope: "step",
+            limit: Duration::from_millis(30),
+        });
+        let plan = plan(&run);
+        let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed);
+        assert!(out.timed_out);
+        assert!(matches!(out.errors[..], [PipelineError::TaskTimedOut { .. }]));
+        drop(release);
+    }
+
+    #[test]
+    fn attempts_are_counted_and_halts_skip_tasks() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = Arc::clone(&calls);
+        let flaky = Task::from_fn("flaky", move |ctx| {
+            if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(TaskError::msg("once"))
+            } else {
+                Ok(ctx.attempt())
+            }
+        })
+        .retry(
+            RetryPolicy::builder()
+                .max_attempts(3)
+                .backoff(0.0, 1.0, 0.0)
+                .build()
+                .unwrap(),
+        );
+        let run = step_run(vec![flaky]);
+        let outcome = run_task(&run, 0);
+        assert_eq!(outcome.attempts, 2);
+        assert_eq!(outcome.result.ok(), Some(2));
+
+        let mut run = step_run(vec![Task::from_fn("t", |_| Ok(1))]);
+        let token = CancelToken::new();
+        token.cancel();
+        run.cancel = Some(token);
+        let outcome = run_task(&run, 0);
+        assert_eq!(outcome.attempts, 0);
+        assert!(matches!(
+            outcome.result.as_ref().map_err(|e| &**e),
+            Err(PipelineError::TaskCancelled { attempts: 0, .. })
+        ));
+    }
+}

@@ -669,3 +669,60 @@ impl<T> fmt::Debug for PipelineExecutor<T> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Task;
+
+    #[test]
+    fn the_builder_reports_the_first_bad_registration() {
+        let err = PipelineExecutor::<u8>::builder()
+            .executor("", ExecutorConfig::Inline)
+            .executor("x", ExecutorConfig::pool(0))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, PipelineError::EmptyExecutorName));
+        let err = PipelineExecutor::<u8>::builder()
+            .default_executor(ExecutorConfig::custom("nobody"))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, PipelineError::UnknownExecutor { .. }));
+    }
+
+    #[test]
+    fn a_run_leaves_no_live_state_and_links_one_context_per_step() {
+        let executor = PipelineExecutor::builder()
+            .default_executor(ExecutorConfig::Inline)
+            .build()
+            .unwrap();
+        let p = Pipeline::builder("p")
+            .step([Task::from_fn("a", |c| Ok(*c.input() + 1))])
+            .step([Task::from_fn("b", |c| Ok(c.previous().first().unwrap() * 2))])
+            .build()
+            .unwrap();
+        let run = executor.execute(&p, 1u32).unwrap();
+        assert_eq!(run.output().unwrap().get("b"), Some(&4));
+        assert_eq!(run.chain().len(), 2);
+        let ids: Vec<_> = run.chain().iter().map(ExecutionContext::id).collect();
+        assert!(ids[0] < ids[1]);
+        assert!(executor.states().is_empty());
+    }
+
+    #[test]
+    fn execute_step_sees_the_results_of_the_context_it_follows() {
+        let executor = PipelineExecutor::builder().build().unwrap();
+        let p = Pipeline::builder("p")
+            .step([Task::from_fn("a", |c| Ok(*c.input()))])
+            .step([Task::from_fn("b", |c| {
+                Ok(c.previous().get("a").copied().unwrap_or(0) + 1)
+            })])
+            .build()
+            .unwrap();
+        let mut chain = ExecutionChain::new();
+        let a = executor.execute_step(&p, "a", 5u32, &mut chain, None).unwrap();
+        let b = executor.execute_step(&p, "b", 0, &mut chain, Some(a)).unwrap();
+        assert_eq!(chain.get(b).unwrap().state().results().get("b"), Some(&6));
+        assert_eq!(chain.previous(b).map(ExecutionContext::id), Some(a));
+    }
+}

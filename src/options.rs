@@ -57,3 +57,20 @@ impl RunOptions {
         self.timeout
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_no_token_and_no_deadline() {
+        let o = RunOptions::default();
+        assert!(o.cancel.is_none());
+        assert_eq!(o.run_timeout(), None);
+        let o = o
+            .timeout(Duration::from_millis(5))
+            .cancel_token(CancelToken::new());
+        assert!(o.cancel.is_some());
+        assert_eq!(o.run_timeout(), Some(Duration::from_millis(5)));
+    }
+}

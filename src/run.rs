@@ -118,3 +118,33 @@ impl<T: fmt::Debug> fmt::Debug for Run<T> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, Task, TaskError,
+    };
+
+    #[test]
+    fn an_aborted_run_gives_its_failure_instead_of_an_output() {
+        let executor = PipelineExecutor::builder()
+            .default_executor(ExecutorConfig::Inline)
+            .build()
+            .unwrap();
+        let p = Pipeline::builder("p")
+            .step([
+                Task::from_fn("ok", |_| Ok(1u8)),
+                Task::from_fn("bad", |_| Err(TaskError::msg("no"))),
+            ])
+            .build()
+            .unwrap();
+        let run = executor.execute(&p, 0).unwrap();
+        assert_eq!(run.status(), ExecutionStatus::Aborted);
+        assert!(!run.is_success());
+        assert_eq!(run.errors().count(), 1);
+        assert!(matches!(run.failure(), Some(PipelineError::StepFailed { .. })));
+        assert!(
+            matches!(run.into_output(), Err(PipelineError::StepFailed { errors, .. }) if errors.len() == 1)
+        );
+    }
+}
