@@ -59,13 +59,24 @@
 //! - The [`ExecutorFactory`] turns the step's tasks into an
 //!   [`ExecutionPlan`]: groups by [`ExecutorConfig`], each on an executor
 //!   built once and cached. Names come from the [`ExecutorRegistry`].
-//! - The coordinator dispatches every group at once; each task sends one
-//!   outcome over the step's crossbeam channel; the result processor puts
-//!   them in declaration order, turns panics into
+//! - The coordinator dispatches every group at once and joins one of them
+//!   on the caller's thread; each task yields exactly one outcome (over the
+//!   step's crossbeam channel, for groups the caller does not join); the
+//!   result processor puts them in declaration order, turns panics into
 //!   [`PipelineError::TaskPanicked`], and asks the step's
 //!   [`EvaluationStrategy`] for a verdict ([`EvaluationResult`]).
+//! - The pipeline's flow graph, checked when it was built, picks the next
+//!   step: in sequence, on success or failure, on a task's
+//!   [`Flow::Switch`], and a step's sink after its branch.
+//! - Tasks retry under a [`RetryPolicy`]; a [`CancelToken`] and deadlines
+//!   ([`RunOptions`], [`Step::timeout`]) stop runs from outside.
 //! - The [`SignalEmitter`] tells every [`Observer`] what happened
 //!   ([`LogObserver`] writes to `log`; [`observer_fn`] adapts a closure).
+//! - A [`Run`] gives a serialisable [`RunReport`]; a [`CheckpointStore`]
+//!   lets [`PipelineExecutor::execute_with_checkpoint`] resume a job after
+//!   its last finished step.
+//! - [`StrategyBenchmark`] compares executor strategies on a pipeline of
+//!   your own ([`Comparison`]), and [`Timeline`] draws which task ran where.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
