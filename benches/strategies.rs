@@ -11,15 +11,9 @@ use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime};
 use rayon::prelude::*;
 
-/// Dependent multiply-rotate rounds the compiler cannot fold away; the same
-/// work as the example's.
-fn spin(rounds: u64, seed: u64) -> u64 {
-    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
-    for i in 0..black_box(rounds) {
-        h = (h ^ i).wrapping_mul(0x0100_0000_01b3).rotate_left(5);
-    }
-    black_box(h)
-}
+#[path = "common/workloads.rs"]
+mod workloads;
+use workloads::{rayon_step, spin};
 
 /// Spin rounds per `grain`, from the best of a few timings.
 fn rounds_for(grain: Duration) -> u64 {
@@ -100,26 +94,6 @@ fn one_step(n: usize, task: impl Fn(usize) -> Task<u64>) -> Pipeline<u64> {
         .step((0..n).map(task).collect::<Vec<_>>())
         .build()
         .expect("pipeline")
-}
-
-/// Raw rayon doing what a step does: a spawn per task in a scope and one
-/// outcome per task over one channel.
-fn rayon_step(pool: &rayon::ThreadPool, n: usize, work: impl Fn(usize) -> u64 + Sync) -> Vec<u64> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    pool.scope(|s| {
-        for i in 0..n {
-            let (tx, work) = (tx.clone(), &work);
-            s.spawn(move |_| {
-                let _ = tx.send((i, work(i)));
-            });
-        }
-    });
-    drop(tx);
-    let mut out = vec![0; n];
-    for (i, v) in rx {
-        out[i] = v;
-    }
-    out
 }
 
 fn noop(c: &mut Criterion) {

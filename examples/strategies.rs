@@ -24,6 +24,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::json;
 
+#[path = "../benches/common/workloads.rs"]
+mod workloads;
+use workloads::{rayon_step, spin};
+
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// A user's own executor: a fixed set of threads fed through one channel.
@@ -66,16 +70,6 @@ impl BenchmarkObserver for Progress {
     fn run_finished(&self, _event: &BenchmarkEvent<'_>) {
         self.0.inc(1);
     }
-}
-
-/// Dependent multiply-rotate rounds: real CPU work that the compiler cannot
-/// fold away or vectorise.
-fn spin(rounds: u64, seed: u64) -> u64 {
-    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
-    for i in 0..black_box(rounds) {
-        h = (h ^ i).wrapping_mul(0x0100_0000_01b3).rotate_left(5);
-    }
-    black_box(h)
 }
 
 /// How many `spin` rounds take `grain`, from the best of a few timings.
@@ -193,26 +187,6 @@ fn one_step(name: &str, n: usize, task: impl Fn(usize) -> Task<u64>) -> Result<P
     Ok(Pipeline::builder(name)
         .step((0..n).map(task).collect::<Vec<_>>())
         .build()?)
-}
-
-/// Raw rayon doing what a step does: one spawn per task in a scope, one
-/// outcome per task over one channel, collected in order.
-fn rayon_step(pool: &rayon::ThreadPool, n: usize, work: impl Fn(usize) -> u64 + Sync) -> Vec<u64> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    pool.scope(|s| {
-        for i in 0..n {
-            let (tx, work) = (tx.clone(), &work);
-            s.spawn(move |_| {
-                let _ = tx.send((i, work(i)));
-            });
-        }
-    });
-    drop(tx);
-    let mut out = vec![0; n];
-    for (i, v) in rx {
-        out[i] = v;
-    }
-    out
 }
 
 /// N no-op tasks in one step: the fixed cost (N = 1) and the cost per task.

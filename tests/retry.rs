@@ -176,17 +176,15 @@ fn a_predicate_limits_which_errors_are_retried() {
     ));
 }
 
-#[test]
-fn a_backoff_does_not_pin_the_only_thread_of_a_pool() {
-    // One thread, two tasks, the retrying one started first. If its backoff
-    // slept on the thread, its retry would run before `other` got the
-    // thread; a backoff that yields runs `other` during the wait.
+/// Runs a step of two tasks on `config`: `retrying`, declared first, fails
+/// its first attempt and waits `backoff` seconds; `other` just succeeds.
+/// Returns the order in which the attempts ran.
+fn retry_beside_other(config: ExecutorConfig, backoff: f64) -> Vec<String> {
     let order = Arc::new(Mutex::new(Vec::new()));
     let (o1, o2) = (Arc::clone(&order), Arc::clone(&order));
     let attempts = Arc::new(AtomicU32::new(0));
-    let a = Arc::clone(&attempts);
     let retrying = Task::from_fn("retrying", move |_| {
-        let n = a.fetch_add(1, Ordering::SeqCst);
+        let n = attempts.fetch_add(1, Ordering::SeqCst);
         o1.lock().unwrap().push(format!("retrying#{n}"));
         if n == 0 {
             Err(TaskError::msg("again"))
@@ -197,7 +195,7 @@ fn a_backoff_does_not_pin_the_only_thread_of_a_pool() {
     .retry(
         RetryPolicy::builder()
             .max_attempts(2)
-            .backoff(0.3, 1.0, 0.3)
+            .backoff(backoff, 1.0, backoff)
             .build()
             .unwrap(),
     );
@@ -205,52 +203,34 @@ fn a_backoff_does_not_pin_the_only_thread_of_a_pool() {
         o2.lock().unwrap().push("other".to_owned());
         Ok(1)
     });
-    let order = common::within(common::BOUND, move || {
+    common::within(common::BOUND, move || {
         let executor = PipelineExecutor::builder()
-            .default_executor(ExecutorConfig::pool(1))
+            .default_executor(config)
             .build()
             .unwrap();
-        // Declared first so the single worker starts it first.
         let p = Pipeline::builder("p").step([retrying, other]).build().unwrap();
         assert!(executor.execute(&p, 0).unwrap().is_success());
         order.lock().unwrap().clone()
-    });
-    assert_eq!(order, ["retrying#0", "other", "retrying#1"]);
+    })
+}
+
+#[test]
+fn a_backoff_does_not_pin_the_only_thread_of_a_pool() {
+    // One thread, the retrying task started first. If its backoff slept on
+    // the thread, its retry would run before `other` got the thread; a
+    // backoff that yields runs `other` during the wait.
+    assert_eq!(
+        retry_beside_other(ExecutorConfig::pool(1), 0.3),
+        ["retrying#0", "other", "retrying#1"]
+    );
 }
 
 #[test]
 fn inline_retries_let_the_other_inline_tasks_run_first() {
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let (o1, o2) = (Arc::clone(&order), Arc::clone(&order));
-    let attempts = Arc::new(AtomicU32::new(0));
-    let a = Arc::clone(&attempts);
-    let retrying = Task::from_fn("retrying", move |_| {
-        let n = a.fetch_add(1, Ordering::SeqCst);
-        o1.lock().unwrap().push(format!("retrying#{n}"));
-        if n == 0 {
-            Err(TaskError::msg("again"))
-        } else {
-            Ok(0)
-        }
-    })
-    .retry(
-        RetryPolicy::builder()
-            .max_attempts(2)
-            .backoff(0.05, 1.0, 0.05)
-            .build()
-            .unwrap(),
+    assert_eq!(
+        retry_beside_other(ExecutorConfig::Inline, 0.05),
+        ["retrying#0", "other", "retrying#1"]
     );
-    let other = Task::from_fn("other", move |_| {
-        o2.lock().unwrap().push("other".to_owned());
-        Ok(1)
-    });
-    let executor = PipelineExecutor::builder()
-        .default_executor(ExecutorConfig::Inline)
-        .build()
-        .unwrap();
-    let p = Pipeline::builder("p").step([retrying, other]).build().unwrap();
-    assert!(executor.execute(&p, 0).unwrap().is_success());
-    assert_eq!(*order.lock().unwrap(), ["retrying#0", "other", "retrying#1"]);
 }
 
 #[test]

@@ -1,0 +1,34 @@
+//! Work shared by the strategy bench and the strategy suite example, so
+//! that both measure exactly the same thing.
+
+use std::hint::black_box;
+
+/// Dependent multiply-rotate rounds: real CPU work that the compiler cannot
+/// fold away or vectorise.
+pub(crate) fn spin(rounds: u64, seed: u64) -> u64 {
+    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+    for i in 0..black_box(rounds) {
+        h = (h ^ i).wrapping_mul(0x0100_0000_01b3).rotate_left(5);
+    }
+    black_box(h)
+}
+
+/// Raw rayon doing what a step does: one spawn per task in a scope, one
+/// outcome per task over one channel, collected in order.
+pub(crate) fn rayon_step(pool: &rayon::ThreadPool, n: usize, work: impl Fn(usize) -> u64 + Sync) -> Vec<u64> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    pool.scope(|s| {
+        for i in 0..n {
+            let (tx, work) = (tx.clone(), &work);
+            s.spawn(move |_| {
+                let _ = tx.send((i, work(i)));
+            });
+        }
+    });
+    drop(tx);
+    let mut out = vec![0; n];
+    for (i, v) in rx {
+        out[i] = v;
+    }
+    out
+}
