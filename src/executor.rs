@@ -212,7 +212,11 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     ///
     /// # Errors
     /// As [`execute`](Self::execute), and [`PipelineError::Timeout`] when the
-    /// run's deadline passes.
+    /// run's deadline passes. A timeout carries the timed-out step's errors,
+    /// not the results of the steps before it; a job that must keep those
+    /// runs with a checkpoint store
+    /// ([`execute_with_checkpoint_and_options`](Self::execute_with_checkpoint_and_options)),
+    /// which saves them as each step ends.
     pub fn execute_with(
         &self,
         pipeline: &Pipeline<T>,
