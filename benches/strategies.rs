@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime};
@@ -13,21 +13,11 @@ use rayon::prelude::*;
 
 #[path = "common/workloads.rs"]
 mod workloads;
-use workloads::{rayon_step, spin};
+use workloads::{Calibration, rayon_step, spin};
 
-/// Spin rounds per `grain`, from the best of a few timings.
+/// Spin rounds per `grain`.
 fn rounds_for(grain: Duration) -> u64 {
-    let probe = 2_000_000;
-    let best = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            spin(probe, 1);
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or(Duration::from_millis(2));
-    let per_round = best.as_secs_f64() / probe as f64;
-    ((grain.as_secs_f64() / per_round).round() as u64).max(1)
+    Calibration::measure().rounds(grain)
 }
 
 struct Setup {

@@ -26,7 +26,7 @@ use serde_json::json;
 
 #[path = "../benches/common/workloads.rs"]
 mod workloads;
-use workloads::{rayon_step, spin};
+use workloads::{Calibration, rayon_step, spin};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -69,32 +69,6 @@ impl BenchmarkObserver for Progress {
     }
     fn run_finished(&self, _event: &BenchmarkEvent<'_>) {
         self.0.inc(1);
-    }
-}
-
-/// How many `spin` rounds take `grain`, from the best of a few timings.
-struct Calibration {
-    ns_per_round: f64,
-}
-
-impl Calibration {
-    fn measure() -> Self {
-        let rounds = 2_000_000;
-        let best = (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                spin(rounds, 1);
-                t.elapsed()
-            })
-            .min()
-            .unwrap_or(Duration::from_millis(2));
-        Self {
-            ns_per_round: best.as_nanos() as f64 / rounds as f64,
-        }
-    }
-
-    fn rounds(&self, grain: Duration) -> u64 {
-        ((grain.as_nanos() as f64 / self.ns_per_round).round() as u64).max(1)
     }
 }
 

@@ -2,6 +2,7 @@
 //! that both measure exactly the same thing.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 /// Dependent multiply-rotate rounds: real CPU work that the compiler cannot
 /// fold away or vectorise.
@@ -31,4 +32,30 @@ pub(crate) fn rayon_step(pool: &rayon::ThreadPool, n: usize, work: impl Fn(usize
         out[i] = v;
     }
     out
+}
+
+/// How many `spin` rounds take `grain`, from the best of a few timings.
+pub(crate) struct Calibration {
+    pub(crate) ns_per_round: f64,
+}
+
+impl Calibration {
+    pub(crate) fn measure() -> Self {
+        let rounds = 2_000_000;
+        let best = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                spin(rounds, 1);
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or(Duration::from_millis(2));
+        Self {
+            ns_per_round: best.as_nanos() as f64 / rounds as f64,
+        }
+    }
+
+    pub(crate) fn rounds(&self, grain: Duration) -> u64 {
+        ((grain.as_nanos() as f64 / self.ns_per_round).round() as u64).max(1)
+    }
 }
