@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 #[path = "common/workloads.rs"]
 mod workloads;
-use workloads::{Calibration, rayon_step, spin};
+use workloads::{Calibration, chain_pipeline, fan_out_pipeline, rayon_step, spin};
 
 /// Spin rounds per `grain`.
 fn rounds_for(grain: Duration) -> u64 {
@@ -98,14 +98,7 @@ fn noop(c: &mut Criterion) {
 
 fn chain(c: &mut Criterion) {
     let setup = Setup::new();
-    let pipeline = (0..1_000)
-        .fold(Pipeline::builder("chain"), |b, i| {
-            b.step(Task::from_fn(format!("s{i}"), |c| {
-                Ok(c.previous().first().copied().unwrap_or(*c.input()) + 1)
-            }))
-        })
-        .build()
-        .expect("pipeline");
+    let pipeline = chain_pipeline(1_000).expect("pipeline");
     setup.group(c, "chain/1000", &pipeline, |pool| {
         let mut x = 1_u64;
         for _ in 0..1_000 {
@@ -118,16 +111,7 @@ fn chain(c: &mut Criterion) {
 fn fan_out(c: &mut Criterion) {
     let setup = Setup::new();
     for width in [4_u64, 100, 10_000] {
-        let pipeline = Pipeline::builder("fan")
-            .step(Task::from_fn("source", |c| Ok(*c.input())))
-            .step(
-                (0..width)
-                    .map(|i| Task::from_fn(format!("w{i}"), move |c| Ok(c.previous().first().unwrap() + i)))
-                    .collect::<Vec<_>>(),
-            )
-            .step(Task::from_fn("sink", |c| Ok(c.previous().values().sum())))
-            .build()
-            .expect("pipeline");
+        let pipeline = fan_out_pipeline(width).expect("pipeline");
         setup.group(c, &format!("fan-out/{width}"), &pipeline, |pool| {
             let source = pool.install(|| black_box(1_u64));
             let sum: u64 = pool.install(|| (0..width).into_par_iter().map(|i| source + i).sum());

@@ -26,7 +26,7 @@ use serde_json::json;
 
 #[path = "../benches/common/workloads.rs"]
 mod workloads;
-use workloads::{Calibration, rayon_step, spin};
+use workloads::{Calibration, chain_pipeline, fan_out_pipeline, rayon_step, spin};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -184,13 +184,7 @@ fn noop(suite: &mut Suite) -> Result<()> {
 /// 1,000 steps of one task each: the cost of a step.
 fn chain(suite: &mut Suite) -> Result<()> {
     let steps = 1_000;
-    let pipeline = (0..steps)
-        .fold(Pipeline::builder("chain"), |b, i| {
-            b.step(Task::from_fn(format!("s{i}"), |c| {
-                Ok(c.previous().first().copied().unwrap_or(*c.input()) + 1)
-            }))
-        })
-        .build()?;
+    let pipeline = chain_pipeline(steps)?;
     let pool = Arc::clone(&suite.rayon);
     suite.bench("chain/1000", &pipeline, suite.strategies(), move || {
         let mut x = 1_u64;
@@ -205,15 +199,7 @@ fn chain(suite: &mut Suite) -> Result<()> {
 /// 1 → W → 1: a source, W tasks reading it, a sink summing them.
 fn fan_out(suite: &mut Suite) -> Result<()> {
     for width in [4_u64, 100, 10_000] {
-        let pipeline = Pipeline::builder("fan")
-            .step(Task::from_fn("source", |c| Ok(*c.input())))
-            .step(
-                (0..width)
-                    .map(|i| Task::from_fn(format!("w{i}"), move |c| Ok(c.previous().first().unwrap() + i)))
-                    .collect::<Vec<_>>(),
-            )
-            .step(Task::from_fn("sink", |c| Ok(c.previous().values().sum())))
-            .build()?;
+        let pipeline = fan_out_pipeline(width)?;
         let pool = Arc::clone(&suite.rayon);
         let name = format!("fan-out/{width}");
         suite.bench(&name, &pipeline, suite.strategies(), move || {

@@ -182,13 +182,9 @@ impl ExecutorFactory {
             ExecutorRef::Default => Ok(self.default.clone()),
             ExecutorRef::Named(name) => self.registry.resolve(name),
             ExecutorRef::Config(config) => {
-                // The name is only for the error; build it only then.
-                self.registry.check_config("", config).map_err(|e| match e {
-                    PipelineError::ZeroThreads { .. } => PipelineError::ZeroThreads {
-                        executor: config.to_string(),
-                    },
-                    other => other,
-                })?;
+                // No name: `config_for`, the only caller, names the task in
+                // the error instead.
+                self.registry.check_config("", config)?;
                 Ok(config.clone())
             }
         }

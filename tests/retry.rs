@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conveyor::{
-    ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, RetryPolicy, Signal, Task,
-    TaskError, observer_fn,
+    ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, RetryPolicy, Run, Signal,
+    Task, TaskError, observer_fn,
 };
 
 fn quick(max_attempts: u32) -> RetryPolicy {
@@ -111,6 +111,17 @@ fn running_out_of_attempts_keeps_every_error_and_signals_it() {
     }
 }
 
+/// Runs `task` as the only task of a one-step pipeline on a default
+/// executor.
+fn run_alone(task: Task<u32>) -> Run<u32> {
+    let p = Pipeline::builder("p").step([task]).build().unwrap();
+    PipelineExecutor::builder()
+        .build()
+        .unwrap()
+        .execute(&p, 0)
+        .unwrap()
+}
+
 #[test]
 fn panics_are_retried_only_when_the_policy_says_so() {
     std::panic::set_hook(Box::new(|_| {}));
@@ -128,15 +139,7 @@ fn panics_are_retried_only_when_the_policy_says_so() {
             .backoff(0.0, 1.0, 0.0)
             .retry_panics(retry_panics)
             .build();
-        let p = Pipeline::builder("p")
-            .step([task.retry(policy.unwrap())])
-            .build()
-            .unwrap();
-        let run = PipelineExecutor::builder()
-            .build()
-            .unwrap()
-            .execute(&p, 0)
-            .unwrap();
+        let run = run_alone(task.retry(policy.unwrap()));
         assert_eq!(runs.load(Ordering::SeqCst), expected_runs);
         assert_eq!(run.is_success(), retry_panics);
         if !retry_panics {
@@ -160,15 +163,7 @@ fn a_predicate_limits_which_errors_are_retried() {
         .max_attempts(5)
         .retry_if(|e| e.to_string() == "transient")
         .build();
-    let p = Pipeline::builder("p")
-        .step([task.retry(policy.unwrap())])
-        .build()
-        .unwrap();
-    let run = PipelineExecutor::builder()
-        .build()
-        .unwrap()
-        .execute(&p, 0)
-        .unwrap();
+    let run = run_alone(task.retry(policy.unwrap()));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert!(matches!(
         run.errors().next(),

@@ -4,6 +4,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use conveyor::{Pipeline, PipelineError, Task};
+
 /// Dependent multiply-rotate rounds: real CPU work that the compiler cannot
 /// fold away or vectorise.
 pub(crate) fn spin(rounds: u64, seed: u64) -> u64 {
@@ -58,4 +60,29 @@ impl Calibration {
     pub(crate) fn rounds(&self, grain: Duration) -> u64 {
         ((grain.as_nanos() as f64 / self.ns_per_round).round() as u64).max(1)
     }
+}
+
+/// A chain of `steps` one-task steps, each adding one to the last result:
+/// the cost of a step.
+pub(crate) fn chain_pipeline(steps: usize) -> Result<Pipeline<u64>, PipelineError> {
+    (0..steps)
+        .fold(Pipeline::builder("chain"), |b, i| {
+            b.step(Task::from_fn(format!("s{i}"), |c| {
+                Ok(c.previous().first().copied().unwrap_or(*c.input()) + 1)
+            }))
+        })
+        .build()
+}
+
+/// 1 → `width` → 1: a source, `width` tasks reading it, a sink summing them.
+pub(crate) fn fan_out_pipeline(width: u64) -> Result<Pipeline<u64>, PipelineError> {
+    Pipeline::builder("fan")
+        .step(Task::from_fn("source", |c| Ok(*c.input())))
+        .step(
+            (0..width)
+                .map(|i| Task::from_fn(format!("w{i}"), move |c| Ok(c.previous().first().unwrap() + i)))
+                .collect::<Vec<_>>(),
+        )
+        .step(Task::from_fn("sink", |c| Ok(c.previous().values().sum())))
+        .build()
 }
