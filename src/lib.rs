@@ -81,69 +81,49 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
-mod benchmark;
-mod cancel;
-mod chain;
+mod bench;
 mod checkpoint;
-mod comparison;
-mod config;
-mod context;
-mod coordinator;
+mod engine;
 mod error;
-mod executor;
-mod factory;
-mod flow;
-mod metrics;
-mod options;
-mod pipeline;
-mod processor;
-mod registry;
-mod report;
-mod results;
-mod retry;
-mod run;
-mod signal;
-mod snapshot;
-mod state;
-mod state_manager;
+mod facade;
+mod ids;
+mod model;
+mod records;
 mod status;
-mod strategy;
-mod task;
-mod timeline;
-mod unwind;
 
-pub use benchmark::{BenchmarkEvent, BenchmarkObserver, StrategyBenchmark};
-pub use cancel::CancelToken;
-pub use chain::{ExecutionChain, Iter as ChainIter};
+pub use bench::benchmark::{BenchmarkEvent, BenchmarkObserver, StrategyBenchmark};
+pub use bench::comparison::{Comparison, StrategyResult};
+pub use bench::timeline::{Bar, Timeline};
+pub use checkpoint::snapshot::ContextSnapshot;
 pub use checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointStore, FileCheckpointStore, Fingerprint, MemoryCheckpointStore,
 };
-pub use comparison::{Comparison, StrategyResult};
-pub use config::ExecutorConfig;
-pub use context::{ContextId, ExecutionContext};
-pub use error::{Cause, ErrorRecord, PipelineError, TaskError};
-pub use executor::{PipelineExecutor, PipelineExecutorBuilder};
-pub use factory::{ExecutionPlan, ExecutorFactory};
-pub use flow::Flow;
-pub use metrics::{ExecutionMetrics, TaskMetrics};
-pub use options::RunOptions;
-pub use pipeline::{Pipeline, PipelineBuilder, Step};
-pub use registry::{CustomExecutor, ExecutorRegistry, Job};
-pub use report::{REPORT_FORMAT, RunReport, StepReport, TaskReport, Totals};
-pub use results::ResultSet;
-pub use retry::{RetryPolicy, RetryPolicyBuilder};
-pub use run::Run;
-pub use signal::{
+pub use engine::plan::{ExecutionPlan, ExecutorFactory};
+pub use engine::registry::{CustomExecutor, ExecutorRegistry, Job};
+pub use engine::signal::{
     ContextEvent, FnObserver, LogObserver, Observer, PipelineEvent, RetryEvent, Signal, SignalEmitter,
     TaskEvent, observer_fn,
 };
-pub use snapshot::ContextSnapshot;
-pub use state::ExecutionState;
-pub use state_manager::ExecutionStateManager;
+pub use engine::state_manager::ExecutionStateManager;
+pub use error::{Cause, ErrorRecord, PipelineError, TaskError};
+pub use facade::executor::{PipelineExecutor, PipelineExecutorBuilder};
+pub use facade::options::RunOptions;
+pub use facade::run::Run;
+pub use ids::ContextId;
+pub use model::cancel::CancelToken;
+pub use model::config::ExecutorConfig;
+pub use model::flow::Flow;
+pub use model::pipeline::{Pipeline, PipelineBuilder, Step};
+pub use model::retry::{RetryPolicy, RetryPolicyBuilder};
+pub use model::strategy::{CustomRule, EvaluationResult, EvaluationStrategy, LegacyPolicy, Tally};
+pub use model::task::{Event, Task, TaskContext};
+pub use records::chain::{ExecutionChain, Iter as ChainIter};
+pub use records::context::ExecutionContext;
+pub use records::metrics::{ExecutionMetrics, TaskMetrics};
+pub use records::report::{REPORT_FORMAT, RunReport, StepReport, TaskReport, Totals};
+pub use records::results::ResultSet;
+pub use records::state::ExecutionState;
 pub use status::ExecutionStatus;
-pub use strategy::{CustomRule, EvaluationResult, EvaluationStrategy, LegacyPolicy, Tally};
-pub use task::{Event, Task, TaskContext};
-pub use timeline::{Bar, Timeline};
 
 #[cfg(test)]
 mod assertions {

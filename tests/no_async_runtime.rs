@@ -20,12 +20,17 @@ const RUNTIMES: [&str; 6] = [
 fn read(file: &str) -> toml::Table {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    text.parse().unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+    text.parse()
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// The crate's normal (not dev) dependencies, on every target.
 fn direct_normal_dependencies(manifest: &toml::Table) -> Vec<String> {
-    let mut tables: Vec<&toml::Table> = manifest.get("dependencies").and_then(|d| d.as_table()).into_iter().collect();
+    let mut tables: Vec<&toml::Table> = manifest
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .into_iter()
+        .collect();
     if let Some(targets) = manifest.get("target").and_then(|t| t.as_table()) {
         tables.extend(
             targets
@@ -85,9 +90,21 @@ fn no_async_runtime_is_a_dependency() {
         }
     }
     // An empty or truncated walk would pass the check below vacuously.
-    for expected in ["rayon", "rayon-core", "crossbeam-channel", "crossbeam-deque", "parking_lot"] {
-        assert!(seen.contains(expected), "{expected} missing from the tree: {seen:?}");
+    for expected in [
+        "rayon",
+        "rayon-core",
+        "crossbeam-channel",
+        "crossbeam-deque",
+        "parking_lot",
+    ] {
+        assert!(
+            seen.contains(expected),
+            "{expected} missing from the tree: {seen:?}"
+        );
     }
     let found: Vec<&String> = seen.iter().filter(|c| RUNTIMES.contains(&c.as_str())).collect();
-    assert!(found.is_empty(), "async runtimes in the dependency tree: {found:?}");
+    assert!(
+        found.is_empty(),
+        "async runtimes in the dependency tree: {found:?}"
+    );
 }

@@ -1,8 +1,8 @@
 use super::*;
-use crate::executor::PipelineExecutor;
-use crate::pipeline::Step;
-use crate::strategy::EvaluationStrategy;
-use crate::task::{Task, TaskContext};
+use crate::facade::executor::PipelineExecutor;
+use crate::model::pipeline::Step;
+use crate::model::strategy::EvaluationStrategy;
+use crate::model::task::{Task, TaskContext};
 use proptest::prelude::*;
 
 fn pipeline(name: &str, tasks: &[&str]) -> Pipeline<Vec<f64>> {

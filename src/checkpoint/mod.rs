@@ -29,12 +29,14 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::chain::ExecutionChain;
+pub(crate) mod snapshot;
+
+use crate::checkpoint::snapshot::ContextSnapshot;
 use crate::error::PipelineError;
-use crate::pipeline::Pipeline;
-use crate::results::ResultSet;
-use crate::snapshot::ContextSnapshot;
-use crate::strategy::EvaluationStrategy;
+use crate::model::pipeline::Pipeline;
+use crate::model::strategy::EvaluationStrategy;
+use crate::records::chain::ExecutionChain;
+use crate::records::results::ResultSet;
 
 /// The checkpoint format this build writes and reads.
 pub const CHECKPOINT_FORMAT: u32 = 1;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::cancel::CancelToken;
+use crate::model::cancel::CancelToken;
 
 /// Settings for one run, given to
 /// [`PipelineExecutor::execute_with`](crate::PipelineExecutor::execute_with).

@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::comparison::{Comparison, Samples};
-use crate::config::ExecutorConfig;
+use crate::bench::comparison::{Comparison, Samples};
+use crate::engine::unwind;
 use crate::error::PipelineError;
-use crate::executor::PipelineExecutor;
-use crate::pipeline::Pipeline;
-use crate::unwind;
+use crate::facade::executor::PipelineExecutor;
+use crate::model::config::ExecutorConfig;
+use crate::model::pipeline::Pipeline;
 
 impl<T> Pipeline<T> {
     /// A copy of this pipeline whose every task runs on `config`, whatever
@@ -408,7 +408,7 @@ fn parse_stat(stat: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{ExecutorRef, Task};
+    use crate::model::task::{ExecutorRef, Task};
     use std::sync::Mutex;
 
     fn pipeline() -> Pipeline<u64> {

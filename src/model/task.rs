@@ -3,11 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::ExecutorConfig;
 use crate::error::TaskError;
-use crate::flow::Flow;
-use crate::results::ResultSet;
-use crate::retry::RetryPolicy;
+use crate::model::config::ExecutorConfig;
+use crate::model::flow::Flow;
+use crate::model::retry::RetryPolicy;
+use crate::records::results::ResultSet;
 
 /// What a task sees while it runs.
 pub struct TaskContext<'a, T> {

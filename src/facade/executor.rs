@@ -8,25 +8,26 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cancel::CancelToken;
-use crate::chain::ExecutionChain;
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Save, Start};
-use crate::config::ExecutorConfig;
-use crate::context::{ContextId, ExecutionContext};
-use crate::coordinator::{Deadline, ExecutionCoordinator, StepRun};
+use crate::engine::coordinator::{Deadline, ExecutionCoordinator, StepRun};
+use crate::engine::plan::ExecutorFactory;
+use crate::engine::registry::{CustomExecutor, ExecutorRegistry};
+use crate::engine::signal::{ContextEvent, Observer, PipelineEvent, SignalEmitter};
+use crate::engine::state_manager::ExecutionStateManager;
 use crate::error::PipelineError;
-use crate::factory::ExecutorFactory;
-use crate::flow::{Next, StepVerdict};
-use crate::metrics::{ExecutionMetrics, RunClock};
-use crate::options::RunOptions;
-use crate::pipeline::{Pipeline, Step};
-use crate::registry::{CustomExecutor, ExecutorRegistry};
-use crate::results::ResultSet;
-use crate::run::Run;
-use crate::signal::{ContextEvent, Observer, PipelineEvent, SignalEmitter};
-use crate::state_manager::ExecutionStateManager;
+use crate::facade::options::RunOptions;
+use crate::facade::run::Run;
+use crate::ids::ContextId;
+use crate::model::cancel::CancelToken;
+use crate::model::config::ExecutorConfig;
+use crate::model::flow::{Next, StepVerdict};
+use crate::model::pipeline::{Pipeline, Step};
+use crate::model::strategy::Tally;
+use crate::records::chain::ExecutionChain;
+use crate::records::context::ExecutionContext;
+use crate::records::metrics::{ExecutionMetrics, RunClock};
+use crate::records::results::ResultSet;
 use crate::status::ExecutionStatus;
-use crate::strategy::Tally;
 
 /// Runs pipelines, blocking the caller until each run ends.
 ///
@@ -677,7 +678,7 @@ impl<T> fmt::Debug for PipelineExecutor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Task;
+    use crate::model::task::Task;
 
     #[test]
     fn the_builder_reports_the_first_bad_registration() {

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use crate::context::{ContextId, ExecutionContext, IdMap};
 use crate::error::PipelineError;
+use crate::ids::{ContextId, IdMap};
+use crate::records::context::ExecutionContext;
 
 struct Node<T> {
     context: ExecutionContext<T>,
@@ -250,9 +251,9 @@ impl<'a, T> IntoIterator for &'a ExecutionChain<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ExecutionMetrics;
-    use crate::state::ExecutionState;
-    use crate::task::Task;
+    use crate::model::task::Task;
+    use crate::records::metrics::ExecutionMetrics;
+    use crate::records::state::ExecutionState;
     use std::sync::Arc;
 
     fn ctx(id: u64, tasks: &[&str]) -> ExecutionContext<u8> {

@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::ContextId;
+use crate::engine::unwind;
 use crate::error::PipelineError;
+use crate::ids::ContextId;
+use crate::model::strategy::EvaluationResult;
 use crate::status::ExecutionStatus;
-use crate::strategy::EvaluationResult;
-use crate::unwind;
 
 /// A run as a whole started or ended.
 #[derive(Debug, Clone, Copy)]

@@ -1,9 +1,9 @@
 use super::*;
 use crate::error::TaskError;
-use crate::executor::PipelineExecutor;
-use crate::pipeline::Pipeline;
-use crate::strategy::{EvaluationStrategy, Tally};
-use crate::task::Task;
+use crate::facade::executor::PipelineExecutor;
+use crate::model::pipeline::Pipeline;
+use crate::model::strategy::{EvaluationStrategy, Tally};
+use crate::model::task::Task;
 use proptest::prelude::*;
 
 fn failing_run() -> Run<u32> {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::context::{ContextId, IdMap};
 use crate::error::PipelineError;
-use crate::state::ExecutionState;
+use crate::ids::{ContextId, IdMap};
+use crate::records::state::ExecutionState;
 use crate::status::ExecutionStatus;
 
 /// The current state of each live context, behind one `parking_lot` RwLock.
@@ -214,8 +214,9 @@ mod tests {
             .expect("reader thread started");
         for i in 1..=2000u32 {
             m.update(id, |s| {
-                s.with_error(PipelineError::EmptyExecutorName)
-                    .with_results(crate::results::ResultSet::from_entries(vec![("t".into(), i)]))
+                s.with_error(PipelineError::EmptyExecutorName).with_results(
+                    crate::records::results::ResultSet::from_entries(vec![("t".into(), i)]),
+                )
             })
             .unwrap();
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::comparison::human;
-use crate::run::Run;
+use crate::bench::comparison::human;
+use crate::facade::run::Run;
 
 /// One task's run on the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

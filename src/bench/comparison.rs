@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ExecutorConfig;
+use crate::model::config::ExecutorConfig;
 
 /// The wall and CPU times of one contender's measured runs.
 #[derive(Debug)]

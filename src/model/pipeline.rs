@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::PipelineError;
-use crate::flow::{Edges, FlowGraph, SWITCHES};
-use crate::strategy::EvaluationStrategy;
-use crate::task::Task;
+use crate::model::flow::{Edges, FlowGraph, SWITCHES};
+use crate::model::strategy::EvaluationStrategy;
+use crate::model::task::Task;
 
 /// A group of tasks that run in parallel, judged by one strategy, with
 /// edges that say where the run goes next.

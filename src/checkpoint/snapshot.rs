@@ -15,16 +15,17 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::ExecutionChain;
-use crate::context::{ContextId, ExecutionContext};
 use crate::error::{ErrorRecord, PipelineError};
-use crate::metrics::ExecutionMetrics;
-use crate::pipeline::Pipeline;
-use crate::results::ResultSet;
-use crate::state::ExecutionState;
+use crate::ids::ContextId;
+use crate::model::pipeline::Pipeline;
+use crate::model::strategy::EvaluationResult;
+use crate::model::task::Task;
+use crate::records::chain::ExecutionChain;
+use crate::records::context::ExecutionContext;
+use crate::records::metrics::ExecutionMetrics;
+use crate::records::results::ResultSet;
+use crate::records::state::ExecutionState;
 use crate::status::ExecutionStatus;
-use crate::strategy::EvaluationResult;
-use crate::task::Task;
 
 /// A JSON object from task name to value. serde_json writes and reads
 /// objects in document order, so declaration order survives.

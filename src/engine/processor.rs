@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use crate::coordinator::{Halt, StepRun};
+use crate::engine::coordinator::{Halt, StepRun};
 use crate::error::PipelineError;
-use crate::flow::Directive;
-use crate::metrics::TaskMetrics;
-use crate::results::ResultSet;
-use crate::strategy::{EvaluationResult, EvaluationStrategy, Tally};
-use crate::task::Task;
+use crate::model::flow::Directive;
+use crate::model::strategy::{EvaluationResult, EvaluationStrategy, Tally};
+use crate::model::task::Task;
+use crate::records::metrics::TaskMetrics;
+use crate::records::results::ResultSet;
 
 /// What one task produced, sent once over the step's channel.
 pub(crate) struct Outcome<T> {
@@ -259,7 +259,7 @@ mod tests {
             input: Arc::new(0),
             previous: ResultSet::empty(),
             emitter: Arc::default(),
-            clock: crate::metrics::RunClock::start(),
+            clock: crate::records::metrics::RunClock::start(),
             cancel: None,
             deadline: None,
         }
@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn a_deadline_turns_missing_outcomes_into_timeouts() {
         let mut run = run(2);
-        run.deadline = Some(crate::coordinator::Deadline {
+        run.deadline = Some(crate::engine::coordinator::Deadline {
             at: Instant::now() + Duration::from_millis(20),
             scope: "step",
             limit: Duration::from_millis(20),

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Fingerprint;
-use crate::config::ExecutorConfig;
-use crate::context::ContextId;
+use crate::ids::ContextId;
+use crate::model::config::ExecutorConfig;
+use crate::model::strategy::EvaluationResult;
 use crate::status::ExecutionStatus;
-use crate::strategy::EvaluationResult;
 
 /// A shared, thread-safe error cause.
 pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use rayon::ThreadPool;
 
-use crate::config::ExecutorConfig;
+use crate::engine::registry::{CustomExecutor, ExecutorRegistry};
 use crate::error::PipelineError;
-use crate::pipeline::Step;
-use crate::registry::{CustomExecutor, ExecutorRegistry};
-use crate::task::{ExecutorRef, Task};
+use crate::model::config::ExecutorConfig;
+use crate::model::pipeline::Step;
+use crate::model::task::{ExecutorRef, Task};
 
 /// A built executor, ready to take a group of tasks.
 #[derive(Clone)]

@@ -4,12 +4,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::{ContextId, ExecutionContext};
 use crate::error::{ErrorRecord, PipelineError};
-use crate::metrics::TaskMetrics;
-use crate::run::Run;
+use crate::facade::run::Run;
+use crate::ids::ContextId;
+use crate::model::strategy::EvaluationResult;
+use crate::records::context::ExecutionContext;
+use crate::records::metrics::TaskMetrics;
 use crate::status::ExecutionStatus;
-use crate::strategy::EvaluationResult;
 
 /// The report format this build writes; it changes only when a field is
 /// removed or changes meaning. New fields may appear in any version.

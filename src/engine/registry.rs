@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::ExecutorConfig;
 use crate::error::PipelineError;
+use crate::model::config::ExecutorConfig;
 
 /// One task, packaged for a [`CustomExecutor`].
 ///

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::PipelineError;
-use crate::pipeline::Step;
+use crate::model::pipeline::Step;
 
 /// What a flow-aware task returns (see [`Task::flow_fn`](crate::Task::flow_fn)):
 /// its value, plus where the run should go.
@@ -265,8 +265,8 @@ impl FlowGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Pipeline;
-    use crate::task::Task;
+    use crate::model::pipeline::Pipeline;
+    use crate::model::task::Task;
 
     fn t(name: &str) -> Task<u8> {
         Task::from_fn(name, |c| Ok(*c.input()))

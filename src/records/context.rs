@@ -1,82 +1,13 @@
 //! One step's run: its id, tasks, state and metrics.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
-
-use crate::metrics::ExecutionMetrics;
-use crate::state::ExecutionState;
-use crate::strategy::EvaluationResult;
-use crate::task::Task;
-
-/// Identifies one [`ExecutionContext`], unique in the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ContextId(u64);
-
-static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
-
-impl ContextId {
-    pub(crate) fn next() -> Self {
-        Self(NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Makes sure ids handed out from now on are larger than `id`, so that
-    /// contexts restored from another process never collide with new ones.
-    pub(crate) fn advance_past(id: Self) {
-        NEXT_CONTEXT.fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
-    }
-
-    /// The number behind the id.
-    #[must_use]
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl From<u64> for ContextId {
-    fn from(n: u64) -> Self {
-        Self(n)
-    }
-}
-
-impl fmt::Display for ContextId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ctx-{}", self.0)
-    }
-}
-
-/// Hashes a [`ContextId`] by one multiplication. Ids are sequential numbers
-/// made by this process, not input an attacker picks, so SipHash's
-/// protection buys nothing, and it was a tenth of the cost of a one-task
-/// step.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing spreads sequential ids over the high bits, which
-        // hashbrown uses to pick groups.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A map keyed by context id.
-pub(crate) type IdMap<V> = HashMap<ContextId, V, BuildHasherDefault<IdHasher>>;
+use crate::ids::ContextId;
+use crate::model::strategy::EvaluationResult;
+use crate::model::task::Task;
+use crate::records::metrics::ExecutionMetrics;
+use crate::records::state::ExecutionState;
 
 /// One run of one step: which tasks, of which pipeline, and how it went.
 ///
@@ -167,18 +98,5 @@ impl<T: fmt::Debug> fmt::Debug for ExecutionContext<T> {
             .field("metrics", &self.metrics)
             .field("evaluation", &self.evaluation)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ContextId;
-
-    #[test]
-    fn ids_are_unique_and_display() {
-        let a = ContextId::next();
-        let b = ContextId::next();
-        assert!(b > a);
-        assert_eq!(ContextId::from(7).to_string(), "ctx-7");
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::PipelineError;
-use crate::results::ResultSet;
+use crate::records::results::ResultSet;
 use crate::status::ExecutionStatus;
 
 /// Status, errors and results of one context. Immutable: every `with_*`

@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::chain::ExecutionChain;
-use crate::context::ExecutionContext;
 use crate::error::PipelineError;
-use crate::results::ResultSet;
+use crate::records::chain::ExecutionChain;
+use crate::records::context::ExecutionContext;
+use crate::records::results::ResultSet;
 use crate::status::ExecutionStatus;
 
 /// One run of a pipeline: its final status, the chain of contexts (one per

@@ -1,9 +1,9 @@
 use super::*;
 use crate::error::TaskError;
-use crate::executor::PipelineExecutor;
-use crate::metrics::TaskMetrics;
-use crate::pipeline::Step;
-use crate::strategy::EvaluationStrategy;
+use crate::facade::executor::PipelineExecutor;
+use crate::model::pipeline::Step;
+use crate::model::strategy::EvaluationStrategy;
+use crate::records::metrics::TaskMetrics;
 use proptest::prelude::*;
 use std::time::{Duration, SystemTime};
 
@@ -126,7 +126,7 @@ proptest! {
             EvaluationStrategy::AtLeastPercent(33.3),
             EvaluationStrategy::NoFailures,
         ];
-        let r = strategies[which].evaluate(&crate::strategy::Tally::new(&outcomes));
+        let r = strategies[which].evaluate(&crate::model::strategy::Tally::new(&outcomes));
         let back: EvaluationResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         prop_assert_eq!(back, r);
     }

@@ -6,20 +6,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use rayon::prelude::*;
 
-use crate::cancel::CancelToken;
-use crate::config::ExecutorConfig;
-use crate::context::ContextId;
+use crate::engine::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
+use crate::engine::processor::{Outcome, ResultProcessor, StepOutcome};
+use crate::engine::registry::Job;
+use crate::engine::signal::{RetryEvent, SignalEmitter, TaskEvent};
+use crate::engine::unwind;
 use crate::error::PipelineError;
-use crate::factory::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
-use crate::flow::{Directive, Flow};
-use crate::metrics::{RunClock, thread_number};
-use crate::processor::{Outcome, ResultProcessor, StepOutcome};
-use crate::registry::Job;
-use crate::results::ResultSet;
-use crate::signal::{RetryEvent, SignalEmitter, TaskEvent};
-use crate::strategy::EvaluationStrategy;
-use crate::task::{Task, TaskContext};
-use crate::unwind;
+use crate::ids::ContextId;
+use crate::model::cancel::CancelToken;
+use crate::model::config::ExecutorConfig;
+use crate::model::flow::{Directive, Flow};
+use crate::model::strategy::EvaluationStrategy;
+use crate::model::task::{Task, TaskContext};
+use crate::records::metrics::{RunClock, thread_number};
+use crate::records::results::ResultSet;
 
 /// A deadline and what to call it in errors.
 #[derive(Debug, Clone, Copy)]
@@ -501,13 +501,13 @@ fn retry_event<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ExecutorConfig;
+    use crate::engine::plan::ExecutorFactory;
+    use crate::engine::registry::ExecutorRegistry;
     use crate::error::TaskError;
-    use crate::factory::ExecutorFactory;
-    use crate::pipeline::Step;
-    use crate::registry::ExecutorRegistry;
-    use crate::retry::RetryPolicy;
-    use crate::task::Task;
+    use crate::model::config::ExecutorConfig;
+    use crate::model::pipeline::Step;
+    use crate::model::retry::RetryPolicy;
+    use crate::model::task::Task;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn step_run(tasks: Vec<Task<u32>>) -> StepRun<u32> {
