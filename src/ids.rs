@@ -19,12 +19,6 @@ impl ContextId {
         Self(NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Makes sure ids handed out from now on are larger than `id`, so that
-    /// contexts restored from another process never collide with new ones.
-    pub(crate) fn advance_past(id: Self) {
-        NEXT_CONTEXT.fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
-    }
-
     /// The number behind the id.
     #[must_use]
     pub const fn get(self) -> u64 {

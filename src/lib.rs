@@ -81,31 +81,21 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
-mod bench;
-mod checkpoint;
+pub mod bench;
+pub mod checkpoint;
 mod engine;
-mod error;
+pub mod error;
 mod facade;
 mod ids;
 mod model;
 mod records;
 mod status;
 
-pub use bench::benchmark::{BenchmarkEvent, BenchmarkObserver, StrategyBenchmark};
-pub use bench::comparison::{Comparison, StrategyResult};
-pub use bench::timeline::{Bar, Timeline};
-pub use checkpoint::snapshot::ContextSnapshot;
-pub use checkpoint::{
-    CHECKPOINT_FORMAT, Checkpoint, CheckpointStore, FileCheckpointStore, Fingerprint, MemoryCheckpointStore,
-};
-pub use engine::plan::{ExecutionPlan, ExecutorFactory};
-pub use engine::registry::{CustomExecutor, ExecutorRegistry, Job};
-pub use engine::signal::{
-    ContextEvent, FnObserver, LogObserver, Observer, PipelineEvent, RetryEvent, Signal, SignalEmitter,
-    TaskEvent, observer_fn,
-};
+pub use engine::pools::{Pools, PoolsBuilder};
+pub use engine::registry::{CustomExecutor, Job};
+pub use engine::signal::{LogObserver, Observer, observer_fn};
 pub use engine::state_manager::ExecutionStateManager;
-pub use error::{Cause, ErrorRecord, PipelineError, TaskError};
+pub use error::{BuildError, CheckpointError, RunError, TaskError, TaskFailure};
 pub use facade::executor::{PipelineExecutor, PipelineExecutorBuilder};
 pub use facade::options::RunOptions;
 pub use facade::run::Run;
@@ -113,17 +103,37 @@ pub use ids::ContextId;
 pub use model::cancel::CancelToken;
 pub use model::config::ExecutorConfig;
 pub use model::flow::Flow;
-pub use model::pipeline::{Pipeline, PipelineBuilder, Step};
+pub use model::pipeline::{Pipeline, PipelineBuilder};
 pub use model::retry::{RetryPolicy, RetryPolicyBuilder};
-pub use model::strategy::{CustomRule, EvaluationResult, EvaluationStrategy, LegacyPolicy, Tally};
+pub use model::step::Step;
+pub use model::strategy::EvaluationStrategy;
 pub use model::task::{Event, Task, TaskContext};
-pub use records::chain::{ExecutionChain, Iter as ChainIter};
+pub use records::chain::ExecutionChain;
 pub use records::context::ExecutionContext;
 pub use records::metrics::{ExecutionMetrics, TaskMetrics};
-pub use records::report::{REPORT_FORMAT, RunReport, StepReport, TaskReport, Totals};
 pub use records::results::ResultSet;
 pub use records::state::ExecutionState;
 pub use status::ExecutionStatus;
+
+/// Observers and the events they hear.
+///
+/// [`Observer`], [`LogObserver`] and [`observer_fn`] are at the crate root;
+/// the events each hook receives are here.
+pub mod signal {
+    pub use crate::engine::signal::{ContextEvent, FnObserver, PipelineEvent, RetryEvent, Signal, TaskEvent};
+    pub use crate::records::chain::Iter as ChainIter;
+}
+
+/// How a step's outcomes are judged: the tally a rule sees, custom rules,
+/// the verdict, and the original's policy names.
+pub mod strategy {
+    pub use crate::model::strategy::{CustomRule, EvaluationResult, LegacyPolicy, Tally};
+}
+
+/// A run as a report a person or a script can read, in JSON.
+pub mod report {
+    pub use crate::records::report::{REPORT_FORMAT, RunReport, StepReport, TaskReport, Totals};
+}
 
 #[cfg(test)]
 mod assertions {
@@ -136,14 +146,16 @@ mod assertions {
         send_sync::<PipelineExecutor<u64>>();
         send_sync::<Pipeline<u64>>();
         send_sync::<Run<u64>>();
-        send_sync::<PipelineError>();
+        send_sync::<RunError>();
+        send_sync::<BuildError>();
+        send_sync::<TaskFailure>();
+        send_sync::<Pools>();
         send_sync::<ExecutionChain<u64>>();
         send_sync::<ExecutionStateManager<u64>>();
-        send_sync::<ExecutorFactory>();
-        send_sync::<Checkpoint<u64>>();
-        send_sync::<FileCheckpointStore>();
-        send_sync::<MemoryCheckpointStore>();
-        send_sync::<RunReport>();
+        send_sync::<checkpoint::Checkpoint<u64>>();
+        send_sync::<checkpoint::FileCheckpointStore>();
+        send_sync::<checkpoint::MemoryCheckpointStore>();
+        send_sync::<report::RunReport>();
     }
 
     #[test]
@@ -151,7 +163,7 @@ mod assertions {
         fn _event(_: &dyn Event<u64>) {}
         fn _observer(_: &dyn Observer) {}
         fn _executor(_: &dyn CustomExecutor) {}
-        fn _store(_: &dyn CheckpointStore) {}
+        fn _store(_: &dyn checkpoint::CheckpointStore) {}
     }
 }
 

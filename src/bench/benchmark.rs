@@ -6,48 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::bench::comparison::{Comparison, Samples};
 use crate::engine::unwind;
-use crate::error::PipelineError;
+use crate::error::{BuildError, RunError};
 use crate::facade::executor::PipelineExecutor;
 use crate::model::config::ExecutorConfig;
 use crate::model::pipeline::Pipeline;
-
-impl<T> Pipeline<T> {
-    /// A copy of this pipeline whose every task runs on `config`, whatever
-    /// executor it asked for. Names, steps and strategies are unchanged; the
-    /// original is left as it was.
-    ///
-    /// ```
-    /// use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
-    /// let p: Pipeline<u64> = Pipeline::builder("p")
-    ///     .step([Task::from_fn("a", |c| Ok(c.input() + 1)).on("cpu")])
-    ///     .build()?;
-    /// // No executor named `cpu` is registered, but the copy does not need one.
-    /// let inline = p.with_executor(ExecutorConfig::Inline);
-    /// let run = PipelineExecutor::builder().build()?.execute(&inline, 1)?;
-    /// assert_eq!(run.output()?.get("a"), Some(&2));
-    /// # Ok::<(), conveyor::PipelineError>(())
-    /// ```
-    ///
-    /// # Panics
-    /// Never: the copy has the names of a pipeline that was already checked.
-    #[must_use]
-    pub fn with_executor(&self, config: ExecutorConfig) -> Pipeline<T> {
-        let builder = self.steps().iter().fold(Pipeline::builder(self.name()), |b, s| {
-            let mut step = s.clone();
-            step.tasks = s
-                .tasks
-                .iter()
-                .map(|t| t.clone().executor(config.clone()))
-                .collect();
-            b.step(step)
-        });
-        // The builder checks only names and thresholds, which are the
-        // original's and passed when it was built.
-        builder
-            .build()
-            .expect("a copy of a checked pipeline passes the same checks")
-    }
-}
 
 /// One measured or warm-up run of a benchmark, as its observers see it.
 #[derive(Debug, Clone, Copy)]
@@ -132,7 +94,7 @@ type BaselineFn<'a> = Box<dyn FnMut() + 'a>;
 ///     .run()?;
 /// assert_eq!(comparison.results.len(), 3);
 /// println!("{comparison}");
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct StrategyBenchmark<'a, T> {
     name: String,
@@ -236,22 +198,23 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
     /// Makes every run and compares the strategies.
     ///
     /// # Errors
-    /// - [`PipelineError::InvalidBenchmark`]: no strategies, or no measured
+    /// - [`BuildError::InvalidBenchmark`]: no strategies, or no measured
     ///   runs;
     /// - the errors of [`PipelineExecutor::execute`], such as an unknown
     ///   custom executor or a pool of zero threads;
-    /// - [`PipelineError::StepFailed`] when a run does not finish: a
-    ///   pipeline that fails is not worth timing.
-    pub fn run(mut self) -> Result<Comparison, PipelineError> {
-        let invalid = |reason| PipelineError::InvalidBenchmark {
+    /// - [`RunError::StepFailed`] when a run does not finish: a pipeline
+    ///   that fails is not worth timing;
+    /// - [`RunError::BaselinePanicked`] when the baseline panics.
+    pub fn run(mut self) -> Result<Comparison, RunError> {
+        let invalid = |reason| BuildError::InvalidBenchmark {
             benchmark: self.name.clone(),
             reason,
         };
         if self.strategies.is_empty() {
-            return Err(invalid("no strategies to compare"));
+            return Err(RunError::Build(invalid("no strategies to compare")));
         }
         if self.runs == 0 {
-            return Err(invalid("zero measured runs"));
+            return Err(RunError::Build(invalid("zero measured runs")));
         }
         let owned;
         let executor = match self.executor {
@@ -285,7 +248,10 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
                 let (wall, cpu) = match pipelines.get(who) {
                     Some(pipeline) => self.time_pipeline(executor, pipeline)?,
                     None => match baseline.as_mut() {
-                        Some(f) => time(f),
+                        Some(f) => time(f).map_err(|message| RunError::BaselinePanicked {
+                            benchmark: self.name.clone(),
+                            message,
+                        })?,
                         None => continue,
                     },
                 };
@@ -328,7 +294,7 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
         &self,
         executor: &PipelineExecutor<T>,
         pipeline: &Pipeline<T>,
-    ) -> Result<(Duration, Option<Duration>), PipelineError> {
+    ) -> Result<(Duration, Option<Duration>), RunError> {
         let input = self.input.clone();
         let cpu = cpu_time();
         let start = Instant::now();
@@ -350,12 +316,14 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
     }
 }
 
-fn time(f: &mut BaselineFn<'_>) -> (Duration, Option<Duration>) {
+/// Times the baseline; a panic in it is user code's, caught and returned as
+/// its message.
+fn time(f: &mut BaselineFn<'_>) -> Result<(Duration, Option<Duration>), String> {
     let cpu = cpu_time();
     let start = Instant::now();
-    f();
+    unwind::catch(f)?;
     let wall = start.elapsed();
-    (wall, cpu.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a)))
+    Ok((wall, cpu.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a))))
 }
 
 impl<T> fmt::Debug for StrategyBenchmark<'_, T> {
@@ -477,7 +445,10 @@ mod tests {
     #[test]
     fn a_benchmark_that_cannot_measure_is_refused() {
         let err = StrategyBenchmark::new("b", &pipeline(), 1).run().unwrap_err();
-        assert!(matches!(err, PipelineError::InvalidBenchmark { .. }), "{err}");
+        assert!(
+            matches!(err, RunError::Build(BuildError::InvalidBenchmark { .. })),
+            "{err}"
+        );
         let err = StrategyBenchmark::new("b", &pipeline(), 1)
             .strategy(ExecutorConfig::Inline)
             .runs(0)
@@ -488,7 +459,10 @@ mod tests {
             .strategy(ExecutorConfig::custom("nowhere"))
             .run()
             .unwrap_err();
-        assert!(matches!(err, PipelineError::UnknownExecutor { .. }), "{err}");
+        assert!(
+            matches!(err, RunError::Build(BuildError::UnknownExecutor { .. })),
+            "{err}"
+        );
     }
 
     #[test]
@@ -501,7 +475,7 @@ mod tests {
             .strategy(ExecutorConfig::Inline)
             .run()
             .unwrap_err();
-        assert!(matches!(err, PipelineError::StepFailed { .. }), "{err}");
+        assert!(matches!(err, RunError::StepFailed { .. }), "{err}");
     }
 
     #[test]

@@ -29,12 +29,12 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub(crate) mod snapshot;
+mod snapshot;
 
-use crate::checkpoint::snapshot::ContextSnapshot;
-use crate::error::PipelineError;
+pub use snapshot::{ContextSnapshot, restore, snapshot};
+
+use crate::error::{CheckpointError, FingerprintOf, IoOperation, Serialized};
 use crate::model::pipeline::Pipeline;
-use crate::model::strategy::EvaluationStrategy;
 use crate::records::chain::ExecutionChain;
 use crate::records::results::ResultSet;
 
@@ -78,11 +78,11 @@ impl Fingerprint {
     /// The fingerprint of `value`'s JSON form.
     ///
     /// # Errors
-    /// [`PipelineError::Serialize`] when `value` cannot be serialised.
-    pub fn of_value<V: Serialize + ?Sized>(value: &V) -> Result<Self, PipelineError> {
+    /// [`CheckpointError::Serialize`] when `value` cannot be serialised.
+    pub fn of_value<V: Serialize + ?Sized>(value: &V) -> Result<Self, CheckpointError> {
         let mut h = Fnv::new();
-        serde_json::to_writer(&mut h, value).map_err(|e| PipelineError::Serialize {
-            what: "input",
+        serde_json::to_writer(&mut h, value).map_err(|e| CheckpointError::Serialize {
+            what: Serialized::Input,
             message: e.to_string(),
         })?;
         Ok(Self(h.0))
@@ -172,63 +172,6 @@ impl Write for Fnv {
     }
 }
 
-/// The canonical text a pipeline's fingerprint is taken over. Every name is
-/// length-prefixed, so no choice of names can make two shapes read alike.
-/// The flow is each step's declared edges, which together with the step
-/// order decide every path; it is written out here rather than taken from
-/// any `Debug` output, which no Rust release promises to keep.
-pub(crate) fn describe<T>(pipeline: &Pipeline<T>) -> String {
-    use std::fmt::Write as _;
-    fn name(out: &mut String, s: &str) {
-        let _ = write!(out, "{}:{s}", s.len());
-    }
-    let mut out = String::from("conveyor pipeline v1\npipeline ");
-    name(&mut out, pipeline.name());
-    for step in pipeline.steps() {
-        out.push_str("\nstep ");
-        name(&mut out, step.name());
-        out.push_str(" strategy ");
-        name(&mut out, &strategy(step.evaluation_strategy()));
-        for task in step.tasks() {
-            out.push_str("\ntask ");
-            name(&mut out, task.name());
-        }
-        let edges = &step.edges;
-        for (edge, to) in [
-            ("then", &edges.then),
-            ("on_success", &edges.on_success),
-            ("on_failure", &edges.on_failure),
-            ("sink", &edges.sink),
-        ] {
-            if let Some(to) = to {
-                let _ = write!(out, "\nedge {edge} ");
-                name(&mut out, to);
-            }
-        }
-        for (n, to) in (2..).zip(&edges.switch) {
-            if let Some(to) = to {
-                let _ = write!(out, "\nedge switch({n}) ");
-                name(&mut out, to);
-            }
-        }
-    }
-    out.push('\n');
-    out
-}
-
-/// A strategy with its parameters: a changed threshold changes which steps
-/// pass, so it is a different pipeline.
-fn strategy(s: &EvaluationStrategy) -> String {
-    match s {
-        EvaluationStrategy::MajorityMustSucceed { tie_breaker } => format!("majority({tie_breaker})"),
-        EvaluationStrategy::AtLeast(n) => format!("at_least({n})"),
-        // Bits, not a decimal rendering, so formatting changes cannot move it.
-        EvaluationStrategy::AtLeastPercent(p) => format!("at_least_percent({:016x})", p.to_bits()),
-        EvaluationStrategy::Custom(rule) => format!("custom({})", rule.name()),
-        other => other.name().to_owned(),
-    }
-}
-
 /// Where checkpoints are kept: one slot of bytes, replaced whole by each
 /// save.
 ///
@@ -239,21 +182,21 @@ pub trait CheckpointStore: Send + Sync {
     /// The saved bytes, or `None` when nothing is saved.
     ///
     /// # Errors
-    /// [`PipelineError::CheckpointIo`] when the store cannot be read.
-    fn load(&self) -> Result<Option<Vec<u8>>, PipelineError>;
+    /// [`CheckpointError::Io`] when the store cannot be read.
+    fn load(&self) -> Result<Option<Vec<u8>>, CheckpointError>;
 
     /// Replaces the saved bytes with `bytes`. When it fails, the bytes saved
     /// before are still there.
     ///
     /// # Errors
-    /// [`PipelineError::CheckpointIo`] when the store cannot be written.
-    fn save(&self, bytes: &[u8]) -> Result<(), PipelineError>;
+    /// [`CheckpointError::Io`] when the store cannot be written.
+    fn save(&self, bytes: &[u8]) -> Result<(), CheckpointError>;
 
     /// Removes the saved bytes; clearing an empty store is not an error.
     ///
     /// # Errors
-    /// [`PipelineError::CheckpointIo`] when the store cannot be changed.
-    fn clear(&self) -> Result<(), PipelineError>;
+    /// [`CheckpointError::Io`] when the store cannot be changed.
+    fn clear(&self) -> Result<(), CheckpointError>;
 
     /// The file behind the store, if there is one, for error messages.
     fn path(&self) -> Option<&Path> {
@@ -265,13 +208,13 @@ pub trait CheckpointStore: Send + Sync {
 macro_rules! forward_store {
     ($($ptr:ty),*) => {$(
         impl<S: CheckpointStore + ?Sized> CheckpointStore for $ptr {
-            fn load(&self) -> Result<Option<Vec<u8>>, PipelineError> {
+            fn load(&self) -> Result<Option<Vec<u8>>, CheckpointError> {
                 (**self).load()
             }
-            fn save(&self, bytes: &[u8]) -> Result<(), PipelineError> {
+            fn save(&self, bytes: &[u8]) -> Result<(), CheckpointError> {
                 (**self).save(bytes)
             }
-            fn clear(&self) -> Result<(), PipelineError> {
+            fn clear(&self) -> Result<(), CheckpointError> {
                 (**self).clear()
             }
             fn path(&self) -> Option<&Path> {
@@ -306,7 +249,7 @@ forward_store!(&S, Box<S>, Arc<S>);
 /// store.clear()?;
 /// assert_eq!(store.load()?, None);
 /// # std::fs::remove_dir_all(&dir).unwrap();
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct FileCheckpointStore {
@@ -348,25 +291,25 @@ impl FileCheckpointStore {
         }
     }
 
-    fn write_temp(&self, bytes: &[u8]) -> Result<(), PipelineError> {
+    fn write_temp(&self, bytes: &[u8]) -> Result<(), CheckpointError> {
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&self.temp)
-            .map_err(|e| io_error(&self.temp, "create", e))?;
+            .map_err(|e| io_error(&self.temp, IoOperation::Write, e))?;
         file.write_all(bytes)
             .and_then(|()| file.flush())
-            .map_err(|e| io_error(&self.temp, "write", e))?;
-        file.sync_all().map_err(|e| io_error(&self.temp, "sync", e))
+            .map_err(|e| io_error(&self.temp, IoOperation::Write, e))?;
+        file.sync_all()
+            .map_err(|e| io_error(&self.temp, IoOperation::Sync, e))
     }
 }
 
-fn io_error(path: &Path, operation: &'static str, e: io::Error) -> PipelineError {
-    PipelineError::CheckpointIo {
+fn io_error(path: &Path, operation: IoOperation, e: io::Error) -> CheckpointError {
+    CheckpointError::Io {
         path: path.to_owned(),
         operation,
-        message: e.to_string(),
         cause: Arc::new(e),
     }
 }
@@ -374,12 +317,12 @@ fn io_error(path: &Path, operation: &'static str, e: io::Error) -> PipelineError
 /// Makes a rename or removal in `folder` durable. Only Unix lets a folder be
 /// opened and synced; elsewhere the rename is atomic but its durability is
 /// up to the file system.
-fn sync_folder(folder: &Path) -> Result<(), PipelineError> {
+fn sync_folder(folder: &Path) -> Result<(), CheckpointError> {
     #[cfg(unix)]
     {
         File::open(folder)
             .and_then(|f| f.sync_all())
-            .map_err(|e| io_error(folder, "sync", e))?;
+            .map_err(|e| io_error(folder, IoOperation::Sync, e))?;
     }
     #[cfg(not(unix))]
     let _ = folder;
@@ -387,15 +330,15 @@ fn sync_folder(folder: &Path) -> Result<(), PipelineError> {
 }
 
 impl CheckpointStore for FileCheckpointStore {
-    fn load(&self) -> Result<Option<Vec<u8>>, PipelineError> {
+    fn load(&self) -> Result<Option<Vec<u8>>, CheckpointError> {
         match fs::read(&self.path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(&self.path, "read", e)),
+            Err(e) => Err(io_error(&self.path, IoOperation::Read, e)),
         }
     }
 
-    fn save(&self, bytes: &[u8]) -> Result<(), PipelineError> {
+    fn save(&self, bytes: &[u8]) -> Result<(), CheckpointError> {
         if let Err(e) = self.write_temp(bytes) {
             // Best effort: the checkpoint itself is untouched either way.
             let _ = fs::remove_file(&self.temp);
@@ -403,16 +346,16 @@ impl CheckpointStore for FileCheckpointStore {
         }
         if let Err(e) = fs::rename(&self.temp, &self.path) {
             let _ = fs::remove_file(&self.temp);
-            return Err(io_error(&self.path, "rename", e));
+            return Err(io_error(&self.path, IoOperation::Rename, e));
         }
         sync_folder(self.folder())
     }
 
-    fn clear(&self) -> Result<(), PipelineError> {
+    fn clear(&self) -> Result<(), CheckpointError> {
         match fs::remove_file(&self.path) {
             Ok(()) => sync_folder(self.folder()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error(&self.path, "remove", e)),
+            Err(e) => Err(io_error(&self.path, IoOperation::Remove, e)),
         }
     }
 
@@ -430,7 +373,7 @@ impl CheckpointStore for FileCheckpointStore {
 /// store.save(b"x")?;
 /// assert_eq!(store.saves(), 1);
 /// assert_eq!(store.load()?.as_deref(), Some(&b"x"[..]));
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryCheckpointStore {
@@ -462,17 +405,17 @@ impl MemoryCheckpointStore {
 }
 
 impl CheckpointStore for MemoryCheckpointStore {
-    fn load(&self) -> Result<Option<Vec<u8>>, PipelineError> {
+    fn load(&self) -> Result<Option<Vec<u8>>, CheckpointError> {
         Ok(self.bytes.lock().clone())
     }
 
-    fn save(&self, bytes: &[u8]) -> Result<(), PipelineError> {
+    fn save(&self, bytes: &[u8]) -> Result<(), CheckpointError> {
         *self.bytes.lock() = Some(bytes.to_vec());
         self.saves.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    fn clear(&self) -> Result<(), PipelineError> {
+    fn clear(&self) -> Result<(), CheckpointError> {
         *self.bytes.lock() = None;
         Ok(())
     }
@@ -543,7 +486,7 @@ impl<T> Checkpoint<T> {
             completed: chain.iter().map(|c| Arc::clone(&c.step)).collect(),
             next: None,
             sinks: Vec::new(),
-            chain: chain.snapshot(),
+            chain: snapshot::snapshot(chain),
         }
     }
 
@@ -551,47 +494,47 @@ impl<T> Checkpoint<T> {
     /// input with fingerprint `input`. `path` names the file in errors.
     ///
     /// # Errors
-    /// [`PipelineError::CheckpointMismatch`] for another pipeline or input,
-    /// [`PipelineError::CheckpointFinished`] when the run already ended, and
-    /// [`PipelineError::CheckpointCorrupt`] when the steps it names are not
+    /// [`CheckpointError::Mismatch`] for another pipeline or input,
+    /// [`CheckpointError::Finished`] when the run already ended, and
+    /// [`CheckpointError::Corrupt`] when the steps it names are not
     /// the pipeline's.
     pub fn check(
         &self,
         pipeline: &Pipeline<T>,
         input: Option<Fingerprint>,
         path: Option<&Path>,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<(), CheckpointError> {
         let expected = Fingerprint::of_pipeline(pipeline);
         if self.fingerprint != expected {
-            return Err(PipelineError::CheckpointMismatch {
+            return Err(CheckpointError::Mismatch {
                 path: path.map(Path::to_owned),
-                what: "pipeline",
-                expected,
-                found: self.fingerprint,
+                what: FingerprintOf::Pipeline,
+                expected: expected.get(),
+                found: self.fingerprint.get(),
             });
         }
         if let (Some(expected), Some(found)) = (input, self.input)
             && expected != found
         {
-            return Err(PipelineError::CheckpointMismatch {
+            return Err(CheckpointError::Mismatch {
                 path: path.map(Path::to_owned),
-                what: "input",
-                expected,
-                found,
+                what: FingerprintOf::Input,
+                expected: expected.get(),
+                found: found.get(),
             });
         }
         if self.finished {
-            return Err(PipelineError::CheckpointFinished {
+            return Err(CheckpointError::Finished {
                 path: path.map(Path::to_owned),
                 pipeline: Arc::clone(&self.pipeline),
             });
         }
-        let corrupt = |message: String| PipelineError::CheckpointCorrupt {
+        let corrupt = |message: String| CheckpointError::Corrupt {
             path: path.map(Path::to_owned),
             message,
         };
         for step in self.completed.iter().chain(&self.next).chain(&self.sinks) {
-            if pipeline.step(step).is_err() {
+            if pipeline.step(step).is_none() {
                 return Err(corrupt(format!(
                     "it names step `{step}`, which the pipeline lacks"
                 )));
@@ -606,18 +549,16 @@ impl<T> Checkpoint<T> {
     /// Rebuilds the chain so far against `pipeline`'s tasks.
     ///
     /// # Errors
-    /// [`PipelineError::CheckpointCorrupt`] when the chain does not fit the
+    /// [`CheckpointError::Corrupt`] when the chain does not fit the
     /// pipeline.
     pub fn restore_chain(
         &self,
         pipeline: &Pipeline<T>,
         path: Option<&Path>,
-    ) -> Result<ExecutionChain<T>, PipelineError> {
-        ExecutionChain::restore(self.chain.iter().cloned(), pipeline).map_err(|e| {
-            PipelineError::CheckpointCorrupt {
-                path: path.map(Path::to_owned),
-                message: e.to_string(),
-            }
+    ) -> Result<ExecutionChain<T>, CheckpointError> {
+        snapshot::restore(self.chain.iter().cloned(), pipeline).map_err(|e| CheckpointError::Corrupt {
+            path: path.map(Path::to_owned),
+            message: e.to_string(),
         })
     }
 }
@@ -627,10 +568,10 @@ impl<T: Serialize> Checkpoint<T> {
     /// length and its checksum, then the body as JSON.
     ///
     /// # Errors
-    /// [`PipelineError::Serialize`] when a result cannot be serialised.
-    pub fn encode(&self) -> Result<Vec<u8>, PipelineError> {
-        let body = serde_json::to_vec(self).map_err(|e| PipelineError::Serialize {
-            what: "checkpoint",
+    /// [`CheckpointError::Serialize`] when a result cannot be serialised.
+    pub fn encode(&self) -> Result<Vec<u8>, CheckpointError> {
+        let body = serde_json::to_vec(self).map_err(|e| CheckpointError::Serialize {
+            what: Serialized::Checkpoint,
             message: e.to_string(),
         })?;
         let header = format!(
@@ -652,21 +593,22 @@ impl<T: DeserializeOwned> Checkpoint<T> {
     /// or an error, never a panic.
     ///
     /// ```
-    /// use conveyor::{Checkpoint, PipelineError};
+    /// use conveyor::CheckpointError;
+    /// use conveyor::checkpoint::Checkpoint;
     /// let err = Checkpoint::<u64>::decode(b"conveyor-checkpoint v9 len=2 fnv1a64=0\n{}", None)
     ///     .unwrap_err();
-    /// assert!(matches!(err, PipelineError::CheckpointVersion { expected: 1, found: 9, .. }));
+    /// assert!(matches!(err, CheckpointError::Version { expected: 1, found: 9, .. }));
     /// let err = Checkpoint::<u64>::decode(b"\x00garbage", None).unwrap_err();
-    /// assert!(matches!(err, PipelineError::CheckpointCorrupt { .. }));
+    /// assert!(matches!(err, CheckpointError::Corrupt { .. }));
     /// ```
     ///
     /// # Errors
-    /// [`PipelineError::CheckpointVersion`] for a format this build does not
-    /// read, and [`PipelineError::CheckpointCorrupt`] for a missing or bad
+    /// [`CheckpointError::Version`] for a format this build does not
+    /// read, and [`CheckpointError::Corrupt`] for a missing or bad
     /// header, a truncated body, a checksum that does not match, or JSON
     /// that does not parse (with serde's message).
-    pub fn decode(bytes: &[u8], path: Option<&Path>) -> Result<Self, PipelineError> {
-        let corrupt = |message: String| PipelineError::CheckpointCorrupt {
+    pub fn decode(bytes: &[u8], path: Option<&Path>) -> Result<Self, CheckpointError> {
+        let corrupt = |message: String| CheckpointError::Corrupt {
             path: path.map(Path::to_owned),
             message,
         };
@@ -690,7 +632,7 @@ impl<T: DeserializeOwned> Checkpoint<T> {
             .and_then(|v| v.parse::<u32>().ok())
             .ok_or_else(|| corrupt("the header has no format version".into()))?;
         if found != CHECKPOINT_FORMAT {
-            return Err(PipelineError::CheckpointVersion {
+            return Err(CheckpointError::Version {
                 path: path.map(Path::to_owned),
                 expected: CHECKPOINT_FORMAT,
                 found,
@@ -738,7 +680,7 @@ impl<T: DeserializeOwned> Checkpoint<T> {
     ///
     /// # Errors
     /// The store's read error, and those of [`decode`](Self::decode).
-    pub fn load(store: &dyn CheckpointStore) -> Result<Option<Self>, PipelineError> {
+    pub fn load(store: &dyn CheckpointStore) -> Result<Option<Self>, CheckpointError> {
         match store.load()? {
             None => Ok(None),
             Some(bytes) => Self::decode(&bytes, store.path()).map(Some),
@@ -773,7 +715,7 @@ impl<T> Start<T> {
 /// Saves progress once a step is done: the chain so far, the step to run
 /// next (`None` when the run ended) and the pending sinks.
 pub(crate) type Save<'a, T> =
-    dyn FnMut(&ExecutionChain<T>, Option<usize>, &[usize]) -> Result<(), PipelineError> + 'a;
+    dyn FnMut(&ExecutionChain<T>, Option<usize>, &[usize]) -> Result<(), CheckpointError> + 'a;
 
 fn index<T>(pipeline: &Pipeline<T>, step: &str) -> Option<usize> {
     pipeline.steps().iter().position(|s| s.name() == step)
@@ -786,7 +728,7 @@ pub(crate) fn start<T: DeserializeOwned>(
     store: &dyn CheckpointStore,
     pipeline: &Pipeline<T>,
     input: Fingerprint,
-) -> Result<Start<T>, PipelineError> {
+) -> Result<Start<T>, CheckpointError> {
     let Some(checkpoint) = Checkpoint::<T>::load(store)? else {
         return Ok(Start::fresh(pipeline.steps().len()));
     };
@@ -829,7 +771,7 @@ pub(crate) fn saver<'a, T: Serialize>(
     pipeline: &'a Pipeline<T>,
     input: Fingerprint,
     store: &'a dyn CheckpointStore,
-) -> Result<Box<Save<'a, T>>, PipelineError> {
+) -> Result<Box<Save<'a, T>>, CheckpointError> {
     let mut body = format!(
         "{{\"format\":{CHECKPOINT_FORMAT},\"pipeline\":{},\"fingerprint\":{},\"input\":{},\"chain\":[",
         json(&pipeline.name())?,
@@ -848,8 +790,8 @@ pub(crate) fn saver<'a, T: Serialize>(
                 if written > 0 {
                     body.push(b',');
                 }
-                serde_json::to_writer(&mut body, context).map_err(|e| PipelineError::Serialize {
-                    what: "checkpoint",
+                serde_json::to_writer(&mut body, context).map_err(|e| CheckpointError::Serialize {
+                    what: Serialized::Checkpoint,
                     message: e.to_string(),
                 })?;
                 sum.update(&body[start..]);
@@ -880,9 +822,9 @@ pub(crate) fn saver<'a, T: Serialize>(
     ))
 }
 
-fn json<V: Serialize + ?Sized>(value: &V) -> Result<String, PipelineError> {
-    serde_json::to_string(value).map_err(|e| PipelineError::Serialize {
-        what: "checkpoint",
+fn json<V: Serialize + ?Sized>(value: &V) -> Result<String, CheckpointError> {
+    serde_json::to_string(value).map_err(|e| CheckpointError::Serialize {
+        what: Serialized::Checkpoint,
         message: e.to_string(),
     })
 }

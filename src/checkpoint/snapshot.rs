@@ -4,7 +4,7 @@
 //! Tasks are closures and cannot be serialised, so a context is written with
 //! its task *names*, and read back as a [`ContextSnapshot`]; a chain is
 //! rebuilt from snapshots against the pipeline that owns the tasks
-//! ([`ExecutionChain::restore`]).
+//! ([`restore`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorRecord, PipelineError};
+use crate::error::{CheckpointError, ErrorRecord, TaskFailure};
 use crate::ids::ContextId;
 use crate::model::pipeline::Pipeline;
 use crate::model::strategy::EvaluationResult;
@@ -88,12 +88,12 @@ struct StateOwned<T> {
 
 /// `{"status": …, "errors": [ErrorRecord…], "results": {task: value…}}`.
 /// Errors are written as [`ErrorRecord`]s and read back with
-/// [`ErrorRecord::into_error`].
+/// [`ErrorRecord::into_failure`].
 impl<T: Serialize> Serialize for ExecutionState<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         StateRef {
             status: self.status(),
-            errors: self.errors().iter().map(PipelineError::record).collect(),
+            errors: self.errors().iter().map(TaskFailure::record).collect(),
             results: self.results(),
         }
         .serialize(serializer)
@@ -103,9 +103,17 @@ impl<T: Serialize> Serialize for ExecutionState<T> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for ExecutionState<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = StateOwned::<T>::deserialize(deserializer)?;
+        let failures = s
+            .errors
+            .into_iter()
+            .map(|r| {
+                r.into_failure()
+                    .ok_or_else(|| serde::de::Error::custom("a state's error record names no task and step"))
+            })
+            .collect::<Result<Vec<_>, D::Error>>()?;
         Ok(ExecutionState::new()
             .with_status(s.status)
-            .with_errors(s.errors.into_iter().map(ErrorRecord::into_error))
+            .with_errors(failures)
             .with_results(s.results))
     }
 }
@@ -157,7 +165,7 @@ impl<T: Serialize> Serialize for ExecutionChain<T> {
 
 /// An [`ExecutionContext`] as data: the task names stand in for the tasks.
 ///
-/// It is what a serialised context reads back as; [`ExecutionChain::restore`]
+/// It is what a serialised context reads back as; [`restore`]
 /// turns snapshots back into contexts by finding the tasks in the pipeline.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
@@ -193,89 +201,91 @@ impl<T> Clone for ContextSnapshot<T> {
     }
 }
 
-impl<T> ExecutionContext<T> {
-    /// The context as data. Cheap: states and names are shared, not copied.
+impl<T> ContextSnapshot<T> {
+    /// `context` as data. Cheap: states and names are shared, not copied.
     #[must_use]
-    pub fn snapshot(&self) -> ContextSnapshot<T> {
-        ContextSnapshot {
-            id: self.id,
-            pipeline: Arc::clone(&self.pipeline),
-            step: Arc::clone(&self.step),
-            tasks: self.tasks.iter().map(|t| Arc::clone(&t.name)).collect(),
-            state: ExecutionState::clone(&self.state),
-            metrics: self.metrics.clone(),
-            evaluation: self.evaluation.clone(),
+    pub fn of(context: &ExecutionContext<T>) -> Self {
+        Self {
+            id: context.id,
+            pipeline: Arc::clone(&context.pipeline),
+            step: Arc::clone(&context.step),
+            tasks: context.tasks.iter().map(|t| Arc::clone(&t.name)).collect(),
+            state: ExecutionState::clone(&context.state),
+            metrics: context.metrics.clone(),
+            evaluation: context.evaluation.clone(),
         }
     }
 }
 
-impl<T> ExecutionChain<T> {
-    /// The contexts from head to tail, as data.
-    #[must_use]
-    pub fn snapshot(&self) -> Vec<ContextSnapshot<T>> {
-        self.iter().map(ExecutionContext::snapshot).collect()
-    }
+/// The contexts of `chain` from head to tail, as data.
+#[must_use]
+pub fn snapshot<T>(chain: &ExecutionChain<T>) -> Vec<ContextSnapshot<T>> {
+    chain.iter().map(ContextSnapshot::of).collect()
+}
 
-    /// Rebuilds a chain, head to tail, from snapshots of contexts of
-    /// `pipeline`, taking each context's tasks from the pipeline's step of
-    /// the same name. Contexts keep their ids, and contexts made later in
-    /// this process get larger ones, so a restored chain can grow.
-    ///
-    /// ```
-    /// use conveyor::{ContextSnapshot, ExecutionChain, Pipeline, PipelineExecutor, Task};
-    /// let pipeline = Pipeline::builder("p")
-    ///     .step([Task::from_fn("one", |_| Ok(1_u32))])
-    ///     .step([Task::from_fn("two", |c| Ok(c.previous().first().unwrap() + 1))])
-    ///     .build()?;
-    /// let run = PipelineExecutor::builder().build()?.execute(&pipeline, 0)?;
-    /// let json = serde_json::to_string(run.chain()).unwrap();
-    /// let snapshots: Vec<ContextSnapshot<u32>> = serde_json::from_str(&json).unwrap();
-    /// let chain = ExecutionChain::restore(snapshots, &pipeline)?;
-    /// assert_eq!(chain.tail().unwrap().state().results().get("two"), Some(&2));
-    /// assert_eq!(chain.tail().unwrap().tasks()[0].name(), "two");
-    /// # Ok::<(), conveyor::PipelineError>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`PipelineError::SnapshotMismatch`] when a snapshot names another
-    /// pipeline or other tasks than its step has, [`PipelineError::UnknownStep`]
-    /// when the pipeline has no such step, and
-    /// [`PipelineError::DuplicateContext`] when two snapshots share an id.
-    pub fn restore(
-        snapshots: impl IntoIterator<Item = ContextSnapshot<T>>,
-        pipeline: &Pipeline<T>,
-    ) -> Result<Self, PipelineError> {
-        let mut chain = Self::new();
-        for s in snapshots {
-            let mismatch = |message: String| PipelineError::SnapshotMismatch {
-                pipeline: Arc::clone(&pipeline.inner.name),
-                step: Arc::clone(&s.step),
-                message,
-            };
-            if *s.pipeline != *pipeline.name() {
-                return Err(mismatch(format!("it belongs to pipeline `{}`", s.pipeline)));
-            }
-            let step = pipeline.step(&s.step)?;
-            if !step.tasks.iter().map(Task::name).eq(s.tasks.iter().map(|t| &**t)) {
-                return Err(mismatch(format!(
-                    "it ran tasks {:?}, the step has {:?}",
-                    s.tasks,
-                    step.tasks.iter().map(Task::name).collect::<Vec<_>>()
-                )));
-            }
-            ContextId::advance_past(s.id);
-            chain.push(ExecutionContext {
-                id: s.id,
-                pipeline: Arc::clone(&pipeline.inner.name),
-                step: Arc::clone(&step.name),
-                tasks: Arc::clone(&step.tasks),
-                state: Arc::new(s.state),
-                metrics: s.metrics,
-                evaluation: s.evaluation,
-            })?;
+/// Rebuilds a chain, head to tail, from snapshots of contexts of
+/// `pipeline`, taking each context's tasks from the pipeline's step of
+/// the same name. Each restored context gets a fresh id of this
+/// process, so a chain restored from another process never collides
+/// with the contexts of runs going on here.
+///
+/// ```
+/// use conveyor::checkpoint::{ContextSnapshot, restore};
+/// use conveyor::{Pipeline, PipelineExecutor, Task};
+/// let pipeline = Pipeline::builder("p")
+///     .step([Task::from_fn("one", |_| Ok(1_u32))])
+///     .step([Task::from_fn("two", |c| Ok(c.previous().first().unwrap() + 1))])
+///     .build()?;
+/// let run = PipelineExecutor::builder().build()?.execute(&pipeline, 0)?;
+/// let json = serde_json::to_string(run.chain()).unwrap();
+/// let snapshots: Vec<ContextSnapshot<u32>> = serde_json::from_str(&json).unwrap();
+/// let chain = restore(snapshots, &pipeline)?;
+/// assert_eq!(chain.tail().unwrap().state().results().get("two"), Some(&2));
+/// assert_eq!(chain.tail().unwrap().tasks()[0].name(), "two");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`CheckpointError::SnapshotMismatch`] when a snapshot names another
+/// pipeline, a step the pipeline does not have, or other tasks than its
+/// step has.
+pub fn restore<T>(
+    snapshots: impl IntoIterator<Item = ContextSnapshot<T>>,
+    pipeline: &Pipeline<T>,
+) -> Result<ExecutionChain<T>, CheckpointError> {
+    let mut chain = ExecutionChain::new();
+    for s in snapshots {
+        let mismatch = |message: String| CheckpointError::SnapshotMismatch {
+            pipeline: Arc::clone(&pipeline.inner.name),
+            step: Arc::clone(&s.step),
+            message,
+        };
+        if *s.pipeline != *pipeline.name() {
+            return Err(mismatch(format!("it belongs to pipeline `{}`", s.pipeline)));
         }
-        Ok(chain)
+        let step = pipeline
+            .step(&s.step)
+            .ok_or_else(|| mismatch("the pipeline has no such step".to_owned()))?;
+        if !step.tasks.iter().map(Task::name).eq(s.tasks.iter().map(|t| &**t)) {
+            return Err(mismatch(format!(
+                "it ran tasks {:?}, the step has {:?}",
+                s.tasks,
+                step.tasks.iter().map(Task::name).collect::<Vec<_>>()
+            )));
+        }
+        let context = ExecutionContext {
+            id: ContextId::next(),
+            pipeline: Arc::clone(&pipeline.inner.name),
+            step: Arc::clone(&step.name),
+            tasks: Arc::clone(&step.tasks),
+            state: Arc::new(s.state),
+            metrics: s.metrics,
+            evaluation: s.evaluation,
+        };
+        // Fresh ids cannot repeat, so linking cannot fail.
+        chain.push(context).map_err(|e| mismatch(e.to_string()))?;
     }
+    Ok(chain)
 }
 
 #[cfg(test)]

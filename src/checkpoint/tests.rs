@@ -1,6 +1,6 @@
 use super::*;
 use crate::facade::executor::PipelineExecutor;
-use crate::model::pipeline::Step;
+use crate::model::step::Step;
 use crate::model::strategy::EvaluationStrategy;
 use crate::model::task::{Task, TaskContext};
 use proptest::prelude::*;
@@ -52,7 +52,7 @@ fn pipeline_fingerprints_are_stable_and_shape_sensitive() {
     // Pinned: a change here breaks every saved checkpoint, so it must be a
     // deliberate format change.
     assert_eq!(
-        describe(&p),
+        Pipeline::describe(&p),
         "conveyor pipeline v1\npipeline 1:p\nstep 1:a strategy 16:all_must_succeed\ntask 1:a\nstep 2:bb strategy 16:all_must_succeed\ntask 2:bb\n"
     );
     let branched: Pipeline<Vec<f64>> = Pipeline::builder("p")
@@ -67,7 +67,7 @@ fn pipeline_fingerprints_are_stable_and_shape_sensitive() {
         .build()
         .unwrap();
     assert_eq!(
-        describe(&branched),
+        Pipeline::describe(&branched),
         "conveyor pipeline v1\npipeline 1:p\nstep 1:a strategy 16:all_must_succeed\ntask 1:a\nedge on_failure 1:c\nedge sink 1:b\nedge switch(3) 1:b\nstep 1:b strategy 16:all_must_succeed\ntask 1:b\nstep 1:c strategy 16:all_must_succeed\ntask 1:c\n"
     );
     let other_branch: Pipeline<Vec<f64>> = Pipeline::builder("p")
@@ -156,20 +156,26 @@ fn checks_refuse_other_pipelines_inputs_and_finished_runs() {
         .check(&pipeline("p", &["a", "b"]), Some(input), Some(path))
         .unwrap_err();
     assert!(
-        matches!(&err, PipelineError::CheckpointMismatch { what: "pipeline", expected, found, .. }
-            if *found == Fingerprint::of_pipeline(&p) && *expected != *found),
+        matches!(&err, CheckpointError::Mismatch { what: FingerprintOf::Pipeline, expected, found, .. }
+            if *found == Fingerprint::of_pipeline(&p).get() && *expected != *found),
         "{err}"
     );
-    assert_eq!(err.checkpoint_path(), Some(path));
+    assert_eq!(err.path(), Some(path));
     let other_input = Fingerprint::of_value(&[2.0]).unwrap();
     let err = c.check(&p, Some(other_input), None).unwrap_err();
     assert!(
-        matches!(err, PipelineError::CheckpointMismatch { what: "input", .. }),
+        matches!(
+            err,
+            CheckpointError::Mismatch {
+                what: FingerprintOf::Input,
+                ..
+            }
+        ),
         "{err}"
     );
     c.finished = true;
     let err = c.check(&p, Some(input), None).unwrap_err();
-    assert!(matches!(err, PipelineError::CheckpointFinished { .. }), "{err}");
+    assert!(matches!(err, CheckpointError::Finished { .. }), "{err}");
     assert!(err.to_string().contains("clear it"), "{err}");
 }
 
@@ -181,7 +187,7 @@ fn a_newer_format_is_its_own_error() {
     assert!(
         matches!(
             err,
-            PipelineError::CheckpointVersion {
+            CheckpointError::Version {
                 expected: 1,
                 found: 2,
                 ..
@@ -200,10 +206,7 @@ fn every_truncation_is_an_error() {
     let bytes = valid_bytes();
     for len in 0..bytes.len() {
         let err = Checkpoint::<Vec<f64>>::decode(&bytes[..len], None).unwrap_err();
-        assert!(
-            matches!(err, PipelineError::CheckpointCorrupt { .. }),
-            "{len}: {err}"
-        );
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{len}: {err}");
     }
 }
 
@@ -304,7 +307,7 @@ fn a_failed_save_leaves_the_previous_checkpoint_intact() {
     fs::create_dir(store.temp_file()).unwrap();
     let err = store.save(b"half a checkpoint").unwrap_err();
     assert!(
-        matches!(&err, PipelineError::CheckpointIo { operation: "create", path, .. } if path == store.temp_file()),
+        matches!(&err, CheckpointError::Io { operation: IoOperation::Write, path, .. } if path == store.temp_file()),
         "{err}"
     );
     assert_eq!(store.load().unwrap().as_deref(), Some(&good[..]));
@@ -330,7 +333,7 @@ fn loading_from_a_store_names_the_file_in_errors() {
     let path = dir.path().join("job.ckpt");
     fs::write(&path, b"not a checkpoint\n").unwrap();
     let err = Checkpoint::<u8>::load(&FileCheckpointStore::new(&path)).unwrap_err();
-    assert_eq!(err.checkpoint_path(), Some(path.as_path()));
+    assert_eq!(err.path(), Some(path.as_path()));
     assert!(err.to_string().contains("job.ckpt"), "{err}");
 }
 

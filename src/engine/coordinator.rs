@@ -11,7 +11,7 @@ use crate::engine::processor::{Outcome, ResultProcessor, StepOutcome};
 use crate::engine::registry::Job;
 use crate::engine::signal::{RetryEvent, SignalEmitter, TaskEvent};
 use crate::engine::unwind;
-use crate::error::PipelineError;
+use crate::error::{DeadlineScope, TaskFailure};
 use crate::ids::ContextId;
 use crate::model::cancel::CancelToken;
 use crate::model::config::ExecutorConfig;
@@ -25,7 +25,7 @@ use crate::records::results::ResultSet;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
     pub(crate) at: Instant,
-    pub(crate) scope: &'static str,
+    pub(crate) scope: DeadlineScope,
     pub(crate) limit: Duration,
 }
 
@@ -55,6 +55,18 @@ pub(crate) struct StepRun<T> {
     pub(crate) deadline: Option<Deadline>,
 }
 
+impl Deadline {
+    /// The deadline `limit` from now. A limit so long that no `Instant` can
+    /// hold it (`Duration::MAX`) is no deadline at all: it saturates
+    /// instead of overflowing.
+    pub(crate) fn after(limit: Option<Duration>, scope: DeadlineScope) -> Option<Self> {
+        let limit = limit?;
+        Instant::now()
+            .checked_add(limit)
+            .map(|at| Self { at, scope, limit })
+    }
+}
+
 impl<T> StepRun<T> {
     pub(crate) fn halted(&self) -> Option<Halt> {
         if self.deadline.is_some_and(|d| Instant::now() >= d.at) {
@@ -70,13 +82,13 @@ impl<T> StepRun<T> {
     pub(crate) fn halted_outcome(&self, index: usize, halt: Halt, attempts: u32) -> Outcome<T> {
         let (task, step) = (Arc::clone(&self.tasks[index].name), Arc::clone(&self.step));
         let error = match (halt, self.deadline) {
-            (Halt::TimedOut, Some(d)) => PipelineError::TaskTimedOut {
+            (Halt::TimedOut, Some(d)) => TaskFailure::TimedOut {
                 task,
                 step,
                 scope: d.scope,
                 limit: d.limit,
             },
-            _ => PipelineError::TaskCancelled { task, step, attempts },
+            _ => TaskFailure::Cancelled { task, step, attempts },
         };
         let now = self.clock.now();
         Outcome {
@@ -262,8 +274,8 @@ fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message
     let now = run.clock.now();
     Outcome {
         index,
-        result: Err(Box::new(PipelineError::Dispatch {
-            executor: executor.clone(),
+        result: Err(Box::new(TaskFailure::Dispatch {
+            executor: executor.to_string().into(),
             task: Arc::clone(&run.tasks[index].name),
             step: Arc::clone(&run.step),
             message,
@@ -281,7 +293,7 @@ fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message
 struct Attempts {
     made: u32,
     first_start: Option<Duration>,
-    errors: Vec<PipelineError>,
+    errors: Vec<TaskFailure>,
 }
 
 enum Progress<T> {
@@ -355,7 +367,7 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
         Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
         Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
         Ok(Err(e)) if e.is_stop() => (
-            Err(PipelineError::Stopped {
+            Err(TaskFailure::Stopped {
                 task: Arc::clone(&task.name),
                 step: Arc::clone(&run.step),
                 reason: e.to_string(),
@@ -364,18 +376,34 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
             false,
         ),
         Ok(Err(e)) => {
-            let retryable = task.retry.as_ref().is_some_and(|p| p.retries(&e));
-            let error = PipelineError::TaskFailed {
-                task: Arc::clone(&task.name),
-                step: Arc::clone(&run.step),
-                attempt: number,
-                message: e.to_string(),
-                cause: e.into_cause(),
-            };
-            (Err(error), None, retryable)
+            // The predicate is user code too: a panic in it is reported
+            // as the task's failure, never unwound through a pool thread.
+            let verdict = task.retry.as_ref().map(|p| unwind::catch(|| p.retries(&e)));
+            let (task_name, step) = (Arc::clone(&task.name), Arc::clone(&run.step));
+            match verdict {
+                Some(Err(message)) => (
+                    Err(TaskFailure::HookPanicked {
+                        task: task_name,
+                        step,
+                        place: "retry predicate",
+                        message,
+                    }),
+                    None,
+                    false,
+                ),
+                verdict => {
+                    let error = TaskFailure::Failed {
+                        task: task_name,
+                        step,
+                        attempt: number,
+                        cause: e.into_cause(),
+                    };
+                    (Err(error), None, matches!(verdict, Some(Ok(true))))
+                }
+            }
         }
         Err(message) => {
-            let error = PipelineError::TaskPanicked {
+            let error = TaskFailure::Panicked {
                 task: Arc::clone(&task.name),
                 step: Arc::clone(&run.step),
                 attempt: number,
@@ -436,12 +464,12 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
             if attempts.errors.is_empty() {
                 Err(error)
             } else {
-                attempts.errors.push(error);
-                Err(PipelineError::RetriesExhausted {
+                Err(TaskFailure::RetriesExhausted {
                     task: Arc::clone(&task.name),
                     step: Arc::clone(&run.step),
                     attempts: number,
-                    errors: attempts.errors,
+                    earlier: attempts.errors,
+                    last: Box::new(error),
                 })
             }
         }
@@ -463,7 +491,7 @@ fn task_event<'a, T>(
     task: &'a Task<T>,
     attempt: u32,
     thread: u64,
-    error: Option<&'a PipelineError>,
+    error: Option<&'a TaskFailure>,
     elapsed: Duration,
 ) -> TaskEvent<'a> {
     TaskEvent {
@@ -484,7 +512,7 @@ fn retry_event<'a, T>(
     attempt: u32,
     max_attempts: u32,
     delay: Duration,
-    error: &'a PipelineError,
+    error: &'a TaskFailure,
 ) -> RetryEvent<'a> {
     RetryEvent {
         pipeline: &run.pipeline,
@@ -502,11 +530,11 @@ fn retry_event<'a, T>(
 mod tests {
     use super::*;
     use crate::engine::plan::ExecutorFactory;
-    use crate::engine::registry::ExecutorRegistry;
+    use crate::engine::pools::Pools;
     use crate::error::TaskError;
     use crate::model::config::ExecutorConfig;
-    use crate::model::pipeline::Step;
     use crate::model::retry::RetryPolicy;
+    use crate::model::step::Step;
     use crate::model::task::Task;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -526,7 +554,7 @@ mod tests {
     }
 
     fn plan(run: &StepRun<u32>) -> ExecutionPlan {
-        let factory = ExecutorFactory::new(ExecutorRegistry::new(), ExecutorConfig::Inline).unwrap();
+        let factory = ExecutorFactory::new(Pools::unnamed(), ExecutorConfig::Inline).unwrap();
         factory.plan(&Step::new("s", run.tasks.iter().cloned())).unwrap()
     }
 
@@ -543,7 +571,7 @@ mod tests {
         ];
         let run = step_run(tasks);
         let plan = plan(&run);
-        assert_eq!(plan.len(), 3);
+        assert_eq!(plan.groups.len(), 3);
         let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed);
         assert_eq!(out.results.values().copied().collect::<Vec<_>>(), [11, 12, 13]);
         assert!(out.evaluation.success);
@@ -562,13 +590,13 @@ mod tests {
         let mut run = step_run(vec![stuck]);
         run.deadline = Some(Deadline {
             at: Instant::now() + Duration::from_millis(30),
-            scope: "step",
+            scope: crate::error::DeadlineScope::Step,
             limit: Duration::from_millis(30),
         });
         let plan = plan(&run);
         let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed);
         assert!(out.timed_out);
-        assert!(matches!(out.errors[..], [PipelineError::TaskTimedOut { .. }]));
+        assert!(matches!(out.errors[..], [TaskFailure::TimedOut { .. }]));
         drop(release);
     }
 
@@ -603,7 +631,7 @@ mod tests {
         assert_eq!(outcome.attempts, 0);
         assert!(matches!(
             outcome.result.as_ref().map_err(|e| &**e),
-            Err(PipelineError::TaskCancelled { attempts: 0, .. })
+            Err(TaskFailure::Cancelled { attempts: 0, .. })
         ));
     }
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod coordinator;
 pub(crate) mod plan;
+pub(crate) mod pools;
 pub(crate) mod processor;
 pub(crate) mod registry;
 pub(crate) mod signal;

@@ -1,17 +1,17 @@
-//! Building executors once and planning steps onto them.
+//! Planning a step onto executors: its tasks grouped by config, each group
+//! with the executor that runs it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use rayon::ThreadPool;
 
-use crate::engine::registry::{CustomExecutor, ExecutorRegistry};
-use crate::error::PipelineError;
+use super::pools::Pools;
+use super::registry::CustomExecutor;
+use crate::error::{BuildError, ExecutorSite};
 use crate::model::config::ExecutorConfig;
-use crate::model::pipeline::Step;
+use crate::model::step::Step;
 use crate::model::task::{ExecutorRef, Task};
 
 /// A built executor, ready to take a group of tasks.
@@ -65,26 +65,20 @@ pub(crate) struct PlanGroup {
 
 /// A step's tasks grouped by executor config, in the order each config
 /// first appears among the tasks.
-pub struct ExecutionPlan {
+pub(crate) struct ExecutionPlan {
     pub(crate) groups: Vec<PlanGroup>,
 }
 
 impl ExecutionPlan {
     /// `(config, task indices)` per group, in plan order.
-    pub fn groups(&self) -> impl ExactSizeIterator<Item = (&ExecutorConfig, Vec<usize>)> + '_ {
+    #[cfg(test)]
+    pub(crate) fn groups(&self) -> impl ExactSizeIterator<Item = (&ExecutorConfig, Vec<usize>)> + '_ {
         self.groups.iter().map(|g| (&g.config, g.tasks.to_vec()))
     }
 
-    /// Number of groups.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.groups.len()
-    }
-
-    /// Whether the plan has no groups.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+    /// The configs of the groups, in plan order.
+    pub(crate) fn configs(&self) -> Vec<ExecutorConfig> {
+        self.groups.iter().map(|g| g.config.clone()).collect()
     }
 }
 
@@ -96,105 +90,53 @@ impl fmt::Debug for ExecutionPlan {
     }
 }
 
-/// Builds each executor once, caches it by config, and turns a step's tasks
-/// into an [`ExecutionPlan`].
-///
-/// Pools named in the registry are built when the factory is; pools that
-/// tasks ask for directly are built on first use. All are shut down when the
-/// factory is dropped (rayon lets running jobs finish, then the threads exit).
-pub struct ExecutorFactory {
-    registry: ExecutorRegistry,
+/// Turns a step's tasks into an [`ExecutionPlan`] on an executor's
+/// [`Pools`], resolving names and the executor's default config.
+pub(crate) struct ExecutorFactory {
+    pools: Pools,
     default: ExecutorConfig,
-    pools: RwLock<HashMap<ExecutorConfig, Arc<ThreadPool>>>,
 }
 
 impl ExecutorFactory {
-    /// A factory over `registry`, using `default` for tasks that name no
-    /// executor.
-    ///
-    /// # Errors
-    /// [`PipelineError::ZeroThreads`] and [`PipelineError::UnknownExecutor`]
-    /// for a bad default, and [`PipelineError::PoolBuild`] when rayon cannot
-    /// start a registered pool.
-    pub fn new(registry: ExecutorRegistry, default: ExecutorConfig) -> Result<Self, PipelineError> {
-        registry.check_config("default", &default)?;
-        let factory = Self {
-            registry,
-            default,
-            pools: RwLock::new(HashMap::new()),
-        };
-        let mut eager: Vec<ExecutorConfig> = factory
-            .registry
-            .names()
-            .into_iter()
-            .filter_map(|n| factory.registry.resolve(n).ok())
-            .collect();
-        eager.push(factory.default.clone());
-        for config in eager {
-            factory.dispatch(&config)?;
-        }
+    /// A factory over `pools`, using `default` for tasks that name no
+    /// executor. A default pool is built now, so a bad one fails the build.
+    pub(crate) fn new(pools: Pools, default: ExecutorConfig) -> Result<Self, BuildError> {
+        pools.registry().check_config(ExecutorSite::Default, &default)?;
+        let factory = Self { pools, default };
+        factory.dispatch(&factory.default, || ExecutorSite::Default)?;
         Ok(factory)
     }
 
-    /// The registry the factory resolves names with.
-    #[must_use]
-    pub fn registry(&self) -> &ExecutorRegistry {
-        &self.registry
-    }
-
-    /// The config for tasks that name no executor.
-    #[must_use]
-    pub fn default_config(&self) -> &ExecutorConfig {
-        &self.default
-    }
-
-    /// Number of dedicated pools built so far.
-    #[must_use]
-    pub fn pool_count(&self) -> usize {
-        self.pools.read().len()
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
     }
 
     /// The config a task runs on.
-    ///
-    /// # Errors
-    /// [`PipelineError::UnknownExecutor`] naming the task and step, and
-    /// [`PipelineError::ZeroThreads`] for a task that asks for `pool(0)`.
-    pub fn config_for<T>(&self, task: &Task<T>, step: &str) -> Result<ExecutorConfig, PipelineError> {
-        self.resolve(&task.executor).map_err(|e| match e {
-            PipelineError::UnknownExecutor { name, .. } => PipelineError::UnknownExecutor {
+    pub(crate) fn config_for<T>(&self, task: &Task<T>, step: &str) -> Result<ExecutorConfig, BuildError> {
+        let named = |e: BuildError| match e {
+            BuildError::UnknownExecutor { name, .. } => BuildError::UnknownExecutor {
                 name,
                 task: Some(Arc::clone(&task.name)),
                 step: Some(step.into()),
             },
-            PipelineError::ZeroThreads { .. } => PipelineError::ZeroThreads {
-                executor: format!(
-                    "{} (task `{}` in step `{step}`)",
-                    ExecutorConfig::pool(0),
-                    task.name
-                ),
-            },
             other => other,
-        })
-    }
-
-    fn resolve(&self, executor: &ExecutorRef) -> Result<ExecutorConfig, PipelineError> {
-        match executor {
+        };
+        match &task.executor {
             ExecutorRef::Default => Ok(self.default.clone()),
-            ExecutorRef::Named(name) => self.registry.resolve(name),
+            ExecutorRef::Named(name) => self.pools.registry().resolve(name).map_err(named),
             ExecutorRef::Config(config) => {
-                // No name: `config_for`, the only caller, names the task in
-                // the error instead.
-                self.registry.check_config("", config)?;
+                let site = ExecutorSite::Task {
+                    task: Arc::clone(&task.name),
+                    step: step.into(),
+                };
+                self.pools.registry().check_config(site, config).map_err(named)?;
                 Ok(config.clone())
             }
         }
     }
 
     /// Checks that every task of `step` names an executor that exists.
-    ///
-    /// # Errors
-    /// As [`config_for`](Self::config_for), for the first bad task.
-    pub fn check<T>(&self, step: &Step<T>) -> Result<(), PipelineError> {
+    pub(crate) fn check<T>(&self, step: &Step<T>) -> Result<(), BuildError> {
         let mut last: Option<&ExecutorRef> = None;
         for task in step.tasks.iter() {
             // Steps usually repeat one choice; resolve each run of it once.
@@ -207,19 +149,22 @@ impl ExecutorFactory {
     }
 
     /// Groups `step`'s tasks by config and attaches each group's executor,
-    /// building a pool the first time a config needs one.
-    ///
-    /// # Errors
-    /// As [`config_for`](Self::config_for), and [`PipelineError::PoolBuild`].
-    pub fn plan<T>(&self, step: &Step<T>) -> Result<ExecutionPlan, PipelineError> {
+    /// building an unnamed pool the first time a size needs one.
+    pub(crate) fn plan<T>(&self, step: &Step<T>) -> Result<ExecutionPlan, BuildError> {
         let tasks = &step.tasks;
         let Some(first) = tasks.first() else {
             return Ok(ExecutionPlan { groups: Vec::new() });
         };
+        let site = |i: usize| {
+            move || ExecutorSite::Task {
+                task: Arc::clone(&tasks[i].name),
+                step: Arc::clone(&step.name),
+            }
+        };
         // The common case: every task asks for the same executor.
         if tasks.iter().all(|t| t.executor == first.executor) {
             let config = self.config_for(first, &step.name)?;
-            let dispatch = self.dispatch(&config)?;
+            let dispatch = self.dispatch(&config, site(0))?;
             return Ok(ExecutionPlan {
                 groups: vec![PlanGroup {
                     config,
@@ -252,55 +197,35 @@ impl ExecutorFactory {
             .into_iter()
             .map(|(config, indices)| {
                 Ok(PlanGroup {
-                    dispatch: self.dispatch(&config)?,
+                    dispatch: self.dispatch(&config, site(indices[0]))?,
                     config,
                     tasks: TaskIndices::List(indices),
                 })
             })
-            .collect::<Result<_, PipelineError>>()?;
+            .collect::<Result<_, BuildError>>()?;
         Ok(ExecutionPlan { groups })
     }
 
-    pub(crate) fn dispatch(&self, config: &ExecutorConfig) -> Result<Dispatch, PipelineError> {
+    pub(crate) fn dispatch(
+        &self,
+        config: &ExecutorConfig,
+        site: impl FnOnce() -> ExecutorSite,
+    ) -> Result<Dispatch, BuildError> {
         Ok(match config {
             ExecutorConfig::Inline => Dispatch::Inline,
             ExecutorConfig::Global => Dispatch::Global,
             ExecutorConfig::ThreadPerTask => Dispatch::ThreadPerTask,
             ExecutorConfig::Custom { name } => {
-                Dispatch::Custom(Arc::clone(self.registry.custom(name).ok_or_else(|| {
-                    PipelineError::UnknownExecutor {
-                        name: name.clone(),
+                Dispatch::Custom(Arc::clone(self.pools.registry().custom(name).ok_or_else(
+                    || BuildError::UnknownExecutor {
+                        name: name.as_str().into(),
                         task: None,
                         step: None,
-                    }
-                })?))
+                    },
+                )?))
             }
-            ExecutorConfig::Pool { threads } => {
-                if let Some(pool) = self.pools.read().get(config) {
-                    return Ok(Dispatch::Pool(Arc::clone(pool)));
-                }
-                let mut pools = self.pools.write();
-                // Another thread may have built it between the two locks.
-                if let Some(pool) = pools.get(config) {
-                    return Ok(Dispatch::Pool(Arc::clone(pool)));
-                }
-                if *threads == 0 {
-                    return Err(PipelineError::ZeroThreads {
-                        executor: config.to_string(),
-                    });
-                }
-                let threads = *threads;
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(move |i| format!("conveyor-pool{threads}-{i}"))
-                    .build()
-                    .map_err(|e| PipelineError::PoolBuild {
-                        config: config.clone(),
-                        message: e.to_string(),
-                    })?;
-                let pool = Arc::new(pool);
-                pools.insert(config.clone(), Arc::clone(&pool));
-                Dispatch::Pool(pool)
+            ExecutorConfig::Pool { .. } | ExecutorConfig::Named { .. } => {
+                Dispatch::Pool(self.pools.pool(config, site)?)
             }
         })
     }
@@ -309,9 +234,8 @@ impl ExecutorFactory {
 impl fmt::Debug for ExecutorFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorFactory")
-            .field("registry", &self.registry)
+            .field("pools", &self.pools)
             .field("default", &self.default)
-            .field("pools", &self.pools.read().keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -325,9 +249,11 @@ mod tests {
     }
 
     fn factory() -> ExecutorFactory {
-        let mut registry = ExecutorRegistry::new();
-        registry.register("cpu", ExecutorConfig::pool(2)).unwrap();
-        ExecutorFactory::new(registry, ExecutorConfig::Inline).unwrap()
+        let pools = Pools::builder()
+            .executor("cpu", ExecutorConfig::pool(2))
+            .build()
+            .unwrap();
+        ExecutorFactory::new(pools, ExecutorConfig::Inline).unwrap()
     }
 
     #[test]
@@ -348,12 +274,13 @@ mod tests {
         assert_eq!(
             groups,
             vec![
-                (ExecutorConfig::pool(2), vec![0, 2]),
+                (ExecutorConfig::named("cpu"), vec![0]),
                 (ExecutorConfig::Inline, vec![1, 4]),
+                (ExecutorConfig::pool(2), vec![2]),
                 (ExecutorConfig::pool(3), vec![3]),
             ]
         );
-        assert_eq!(f.pool_count(), 2, "pool(2) is shared by name and by config");
+        assert_eq!(f.pools().pool_count(), 3, "the name `cpu` is a pool of its own");
     }
 
     #[test]
@@ -382,10 +309,10 @@ mod tests {
         let err = f
             .check(&Step::new("s", [task("z").executor(ExecutorConfig::pool(0))]))
             .unwrap_err();
-        assert!(matches!(err, PipelineError::ZeroThreads { .. }), "{err}");
+        assert!(matches!(err, BuildError::ZeroThreads { .. }), "{err}");
         assert!(matches!(
-            ExecutorFactory::new(ExecutorRegistry::new(), ExecutorConfig::pool(0)),
-            Err(PipelineError::ZeroThreads { .. })
+            ExecutorFactory::new(Pools::unnamed(), ExecutorConfig::pool(0)),
+            Err(BuildError::ZeroThreads { .. })
         ));
     }
 }

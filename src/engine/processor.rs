@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::engine::coordinator::{Halt, StepRun};
-use crate::error::PipelineError;
+use crate::error::TaskFailure;
 use crate::model::flow::Directive;
 use crate::model::strategy::{EvaluationResult, EvaluationStrategy, Tally};
 use crate::model::task::Task;
@@ -18,7 +18,7 @@ pub(crate) struct Outcome<T> {
     pub(crate) index: usize,
     /// Boxed: errors are rare, and a small outcome keeps the channel's
     /// buffer and the slot vector of a 10,000-task step small.
-    pub(crate) result: Result<T, Box<PipelineError>>,
+    pub(crate) result: Result<T, Box<TaskFailure>>,
     pub(crate) started: Duration,
     pub(crate) finished: Duration,
     pub(crate) attempts: u32,
@@ -29,7 +29,7 @@ pub(crate) struct Outcome<T> {
 /// A judged step: results and errors in declaration order.
 pub(crate) struct StepOutcome<T> {
     pub(crate) results: ResultSet<T>,
-    pub(crate) errors: Vec<PipelineError>,
+    pub(crate) errors: Vec<TaskFailure>,
     pub(crate) evaluation: EvaluationResult,
     pub(crate) tasks: Vec<TaskMetrics>,
     /// The switch target picked by the first task (in declaration order)
@@ -143,7 +143,7 @@ impl<T> ResultProcessor<T> {
             };
             timed_out |= matches!(
                 outcome.result.as_ref().map_err(|e| &**e),
-                Err(PipelineError::TaskTimedOut { .. })
+                Err(TaskFailure::TimedOut { .. })
             );
             match outcome.directive {
                 Some(Directive::Switch(target)) if switch.is_none() && outcome.result.is_ok() => {
@@ -184,7 +184,7 @@ impl<T> ResultProcessor<T> {
 fn lost<T>(task: &Task<T>, step: &Arc<str>) -> Outcome<T> {
     Outcome {
         index: 0,
-        result: Err(Box::new(PipelineError::TaskLost {
+        result: Err(Box::new(TaskFailure::Lost {
             task: Arc::clone(&task.name),
             step: Arc::clone(step),
         })),
@@ -271,7 +271,10 @@ mod tests {
             result: if ok {
                 Ok(index * 10)
             } else {
-                Err(Box::new(PipelineError::EmptyExecutorName))
+                Err(Box::new(TaskFailure::Lost {
+                    task: "t".into(),
+                    step: "s".into(),
+                }))
             },
             started: Duration::ZERO,
             finished: Duration::ZERO,
@@ -309,7 +312,7 @@ mod tests {
         drop(tx);
         let out = p.collect(&run, Duration::ZERO, &EvaluationStrategy::AllMustSucceed);
         assert_eq!(out.results.len() + out.errors.len(), 3);
-        assert!(matches!(out.errors[0], PipelineError::TaskLost { .. }));
+        assert!(matches!(out.errors[0], TaskFailure::Lost { .. }));
         assert!(!out.evaluation.success);
     }
 
@@ -318,7 +321,7 @@ mod tests {
         let mut run = run(2);
         run.deadline = Some(crate::engine::coordinator::Deadline {
             at: Instant::now() + Duration::from_millis(20),
-            scope: "step",
+            scope: crate::error::DeadlineScope::Step,
             limit: Duration::from_millis(20),
         });
         let p = ResultProcessor::new(2, true);
@@ -327,7 +330,7 @@ mod tests {
         p.sender().send(outcome(1, true)).unwrap();
         let out = p.collect(&run, Duration::ZERO, &EvaluationStrategy::AllMustSucceed);
         assert!(out.timed_out);
-        assert!(matches!(out.errors[..], [PipelineError::TaskTimedOut { .. }]));
+        assert!(matches!(out.errors[..], [TaskFailure::TimedOut { .. }]));
         assert_eq!(out.results.len(), 1);
         drop(stuck);
     }

@@ -4,14 +4,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::PipelineError;
+use rayon::ThreadPool;
+
+use crate::error::{BuildError, ExecutorSite, NameKind};
 use crate::model::config::ExecutorConfig;
 
 /// One task, packaged for a [`CustomExecutor`].
 ///
 /// Run it exactly once with [`Job::run`], on any thread. An executor that
 /// drops a job without running it does not lose the task: the step records a
-/// [`PipelineError::Dispatch`] for it instead of waiting forever.
+/// [`TaskFailure::Dispatch`](crate::TaskFailure::Dispatch) for it instead of waiting forever.
 pub struct Job {
     work: Option<Box<dyn FnOnce(bool) + Send>>,
 }
@@ -85,93 +87,106 @@ impl<E: CustomExecutor + ?Sized> CustomExecutor for Arc<E> {
     }
 }
 
+/// What a name is registered as.
 #[derive(Clone)]
-enum Entry {
+pub(crate) enum Entry {
+    /// Another name for a config with nothing to isolate: inline, the
+    /// global pool, a thread per task, or a custom executor.
     Alias(ExecutorConfig),
+    /// A pool of its own, built by the factory.
+    Pool(usize),
+    /// A pool the user built.
+    Rayon(Arc<ThreadPool>),
+    /// A custom executor.
     Custom(Arc<dyn CustomExecutor>),
 }
 
-/// Executors by name: names for configs (`"cpu"` → `pool(4)`), and custom
+/// Executors by name: pools of their own (`"cpu"` → a pool of 4 threads),
+/// the user's own rayon pools, names for other configs, and custom
 /// executors. Names are checked when registered.
 ///
-/// ```
-/// use conveyor::{ExecutorConfig, ExecutorRegistry, PipelineError};
-/// let mut registry = ExecutorRegistry::new();
-/// registry.register("cpu", ExecutorConfig::pool(4))?;
-/// assert_eq!(registry.resolve("cpu")?, ExecutorConfig::pool(4));
-/// assert!(matches!(registry.register("cpu", ExecutorConfig::Inline),
-///                  Err(PipelineError::DuplicateExecutor { .. })));
-/// assert!(matches!(registry.resolve("gpu"), Err(PipelineError::UnknownExecutor { .. })));
-/// # Ok::<(), PipelineError>(())
-/// ```
+/// Every name registered with [`ExecutorConfig::Pool`] gets a pool of its
+/// own, so `"io"` and `"cpu"` stay apart even at the same size; a name
+/// registered as [`ExecutorConfig::Named`] shares the pool of the name it
+/// gives.
 #[derive(Clone, Default)]
-pub struct ExecutorRegistry {
+pub(crate) struct ExecutorRegistry {
     entries: HashMap<Arc<str>, Entry>,
 }
 
 impl ExecutorRegistry {
     /// An empty registry.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    /// Names `config`.
-    ///
-    /// # Errors
-    /// [`PipelineError::EmptyExecutorName`], [`PipelineError::DuplicateExecutor`],
-    /// [`PipelineError::ZeroThreads`] for `pool(0)`, and
-    /// [`PipelineError::UnknownExecutor`] for a custom config whose name is
-    /// not registered yet.
-    pub fn register(&mut self, name: &str, config: ExecutorConfig) -> Result<(), PipelineError> {
+    /// Registers `config` under `name`.
+    pub(crate) fn register(&mut self, name: &str, config: ExecutorConfig) -> Result<(), BuildError> {
         self.check_name(name)?;
-        self.check_config(name, &config)?;
-        self.entries.insert(name.into(), Entry::Alias(config));
+        let entry = match config {
+            ExecutorConfig::Pool { threads: 0 } => {
+                return Err(BuildError::ZeroThreads {
+                    executor: ExecutorSite::Named(name.into()),
+                });
+            }
+            ExecutorConfig::Pool { threads } => Entry::Pool(threads),
+            // Sharing: the same entry under a second name, so both names
+            // resolve to one config and their tasks form one group.
+            ExecutorConfig::Named { name: other } => match self.entries.get(&*other) {
+                Some(Entry::Pool(_) | Entry::Rayon(_)) => Entry::Alias(ExecutorConfig::Named { name: other }),
+                Some(Entry::Alias(config)) => Entry::Alias(config.clone()),
+                Some(Entry::Custom(_)) => Entry::Alias(ExecutorConfig::Custom { name: other }),
+                None => return Err(unknown(&other)),
+            },
+            ExecutorConfig::Custom { name: custom } if self.custom(&custom).is_none() => {
+                return Err(unknown(&custom));
+            }
+            config => Entry::Alias(config),
+        };
+        self.entries.insert(name.into(), entry);
         Ok(())
     }
 
-    /// Registers a custom executor; tasks reach it with `.on(name)` or
-    /// `ExecutorConfig::custom(name)`.
-    ///
-    /// # Errors
-    /// [`PipelineError::EmptyExecutorName`] and [`PipelineError::DuplicateExecutor`].
-    pub fn register_custom(
+    /// Registers a pool the user built.
+    pub(crate) fn register_rayon(&mut self, name: &str, pool: Arc<ThreadPool>) -> Result<(), BuildError> {
+        self.check_name(name)?;
+        self.entries.insert(name.into(), Entry::Rayon(pool));
+        Ok(())
+    }
+
+    /// Registers a custom executor.
+    pub(crate) fn register_custom(
         &mut self,
         name: &str,
-        executor: impl CustomExecutor + 'static,
-    ) -> Result<(), PipelineError> {
+        executor: Arc<dyn CustomExecutor>,
+    ) -> Result<(), BuildError> {
         self.check_name(name)?;
-        self.entries
-            .insert(name.into(), Entry::Custom(Arc::new(executor)));
+        self.entries.insert(name.into(), Entry::Custom(executor));
         Ok(())
     }
 
-    /// The config registered under `name`; for a custom executor,
-    /// `ExecutorConfig::custom(name)`.
-    ///
-    /// # Errors
-    /// [`PipelineError::UnknownExecutor`] when nothing is registered under
-    /// `name`.
-    pub fn resolve(&self, name: &str) -> Result<ExecutorConfig, PipelineError> {
+    /// The config a task that says `.on(name)` runs on.
+    pub(crate) fn resolve(&self, name: &str) -> Result<ExecutorConfig, BuildError> {
         match self.entries.get(name) {
             Some(Entry::Alias(config)) => Ok(config.clone()),
+            Some(Entry::Pool(_) | Entry::Rayon(_)) => Ok(ExecutorConfig::named(name)),
             Some(Entry::Custom(_)) => Ok(ExecutorConfig::custom(name)),
             None => Err(unknown(name)),
         }
     }
 
-    /// Checks that `config` can be built from this registry.
-    ///
-    /// # Errors
-    /// [`PipelineError::ZeroThreads`] for `pool(0)` and
-    /// [`PipelineError::UnknownExecutor`] for an unregistered custom name;
-    /// `name` is what the errors call the executor.
-    pub fn check_config(&self, name: &str, config: &ExecutorConfig) -> Result<(), PipelineError> {
+    /// Checks that `config`, given directly, can be built from this
+    /// registry.
+    pub(crate) fn check_config(&self, site: ExecutorSite, config: &ExecutorConfig) -> Result<(), BuildError> {
         match config {
-            ExecutorConfig::Pool { threads: 0 } => Err(PipelineError::ZeroThreads {
-                executor: name.to_owned(),
-            }),
-            ExecutorConfig::Custom { name: custom } if self.custom(custom).is_none() => Err(unknown(custom)),
+            ExecutorConfig::Pool { threads: 0 } => Err(BuildError::ZeroThreads { executor: site }),
+            ExecutorConfig::Custom { name } if self.custom(name).is_none() => Err(unknown(name)),
+            ExecutorConfig::Named { name }
+                if !matches!(self.entries.get(&**name), Some(Entry::Pool(_) | Entry::Rayon(_))) =>
+            {
+                Err(unknown(name))
+            }
             _ => Ok(()),
         }
     }
@@ -183,36 +198,38 @@ impl ExecutorRegistry {
         }
     }
 
+    /// The entries, sorted by name.
+    pub(crate) fn entries(&self) -> Vec<(&Arc<str>, &Entry)> {
+        let mut entries: Vec<_> = self.entries.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entries
+    }
+
     /// Registered names, sorted.
     #[must_use]
-    pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.entries.keys().map(|k| &**k).collect();
-        names.sort_unstable();
-        names
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.entries().into_iter().map(|(k, _)| &**k).collect()
     }
 
-    /// Whether `name` is registered.
-    #[must_use]
-    pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
-    }
-
-    fn check_name(&self, name: &str) -> Result<(), PipelineError> {
+    fn check_name(&self, name: &str) -> Result<(), BuildError> {
         if name.is_empty() {
-            Err(PipelineError::EmptyExecutorName)
-        } else if self.entries.contains_key(name) {
-            Err(PipelineError::DuplicateExecutor {
+            Err(BuildError::EmptyExecutorName)
+        } else if name.chars().any(char::is_control) {
+            Err(BuildError::InvalidName {
+                what: NameKind::Executor,
                 name: name.to_owned(),
             })
+        } else if self.entries.contains_key(name) {
+            Err(BuildError::DuplicateExecutor { name: name.into() })
         } else {
             Ok(())
         }
     }
 }
 
-fn unknown(name: &str) -> PipelineError {
-    PipelineError::UnknownExecutor {
-        name: name.to_owned(),
+fn unknown(name: &str) -> BuildError {
+    BuildError::UnknownExecutor {
+        name: name.into(),
         task: None,
         step: None,
     }
@@ -221,10 +238,15 @@ fn unknown(name: &str) -> PipelineError {
 impl fmt::Debug for ExecutorRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for name in self.names() {
-            match &self.entries[name] {
-                Entry::Alias(config) => map.entry(&name, config),
-                Entry::Custom(_) => map.entry(&name, &"<custom executor>"),
+        for (name, entry) in self.entries() {
+            match entry {
+                Entry::Alias(config) => map.entry(name, config),
+                Entry::Pool(threads) => map.entry(name, &format_args!("pool({threads})")),
+                Entry::Rayon(pool) => map.entry(
+                    name,
+                    &format_args!("rayon pool of {} threads", pool.current_num_threads()),
+                ),
+                Entry::Custom(_) => map.entry(name, &"<custom executor>"),
             };
         }
         map.finish()
@@ -248,25 +270,25 @@ mod tests {
         let mut r = ExecutorRegistry::new();
         assert!(matches!(
             r.register("", ExecutorConfig::Inline),
-            Err(PipelineError::EmptyExecutorName)
+            Err(BuildError::EmptyExecutorName)
         ));
         assert!(matches!(
-            r.register_custom("", Now),
-            Err(PipelineError::EmptyExecutorName)
+            r.register_custom("", Arc::new(Now)),
+            Err(BuildError::EmptyExecutorName)
         ));
         assert!(matches!(
             r.register("none", ExecutorConfig::pool(0)),
-            Err(PipelineError::ZeroThreads { executor }) if executor == "none"
+            Err(BuildError::ZeroThreads { executor: ExecutorSite::Named(name) }) if &*name == "none"
         ));
         assert!(matches!(
             r.register("alias", ExecutorConfig::custom("later")),
-            Err(PipelineError::UnknownExecutor { .. })
+            Err(BuildError::UnknownExecutor { .. })
         ));
-        r.register_custom("later", Now).unwrap();
+        r.register_custom("later", Arc::new(Now)).unwrap();
         r.register("alias", ExecutorConfig::custom("later")).unwrap();
         assert!(matches!(
-            r.register_custom("later", Now),
-            Err(PipelineError::DuplicateExecutor { .. })
+            r.register_custom("later", Arc::new(Now)),
+            Err(BuildError::DuplicateExecutor { .. })
         ));
         assert_eq!(r.resolve("alias").unwrap(), ExecutorConfig::custom("later"));
         assert_eq!(r.resolve("later").unwrap(), ExecutorConfig::custom("later"));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::unwind;
-use crate::error::PipelineError;
+use crate::error::TaskFailure;
 use crate::ids::ContextId;
 use crate::model::strategy::EvaluationResult;
 use crate::status::ExecutionStatus;
@@ -37,7 +37,7 @@ pub struct ContextEvent<'a> {
     /// The context's status after the change.
     pub status: ExecutionStatus,
     /// The errors of its tasks, once it has ended.
-    pub errors: &'a [PipelineError],
+    pub errors: &'a [TaskFailure],
     /// The strategy's verdict, once it has ended.
     pub evaluation: Option<&'a EvaluationResult>,
 }
@@ -59,7 +59,7 @@ pub struct TaskEvent<'a> {
     /// The thread running it (process-unique small number).
     pub thread: u64,
     /// The error it ended with, at the end of a failed task.
-    pub error: Option<&'a PipelineError>,
+    pub error: Option<&'a TaskFailure>,
     /// How long it ran; zero at its start.
     pub elapsed: Duration,
 }
@@ -84,7 +84,7 @@ pub struct RetryEvent<'a> {
     /// The wait before the next attempt; zero when retries are exhausted.
     pub delay: Duration,
     /// The failed attempt's error.
-    pub error: &'a PipelineError,
+    pub error: &'a TaskFailure,
 }
 
 /// Hooks called as a run goes. Every hook has a no-op default, so an
@@ -345,31 +345,31 @@ impl Observer for LogObserver {
 
 /// Fans every signal out to the registered observers, catching their panics.
 #[derive(Clone, Default)]
-pub struct SignalEmitter {
+pub(crate) struct SignalEmitter {
     observers: Vec<Arc<dyn Observer>>,
 }
 
 impl SignalEmitter {
     /// An emitter without observers.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Adds an observer; signals reach observers in the order they were added.
-    pub fn add(&mut self, observer: impl Observer + 'static) {
+    pub(crate) fn add(&mut self, observer: impl Observer + 'static) {
         self.observers.push(Arc::new(observer));
     }
 
     /// Whether there are no observers; the engine then skips building events.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.observers.is_empty()
     }
 
     /// Calls `hook` on every observer. A panic in one observer is caught and
     /// logged at `error`, and the others still get the signal.
-    pub fn emit(&self, hook: impl Fn(&dyn Observer)) {
+    pub(crate) fn emit(&self, hook: impl Fn(&dyn Observer)) {
         for observer in &self.observers {
             if let Err(message) = unwind::catch(|| hook(&**observer)) {
                 log::error!("an observer panicked and was skipped: {message}");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::error::PipelineError;
+use crate::error::RunError;
 use crate::ids::{ContextId, IdMap};
 use crate::records::state::ExecutionState;
 use crate::status::ExecutionStatus;
@@ -21,15 +21,18 @@ use crate::status::ExecutionStatus;
 /// many runs go through one executor; the final states live on in the
 /// [`Run`](crate::Run).
 ///
+/// Users see it read-only, through
+/// [`PipelineExecutor::states`](crate::PipelineExecutor::states): only the
+/// engine moves states, so a task cannot move its own context.
+///
 /// ```
-/// use conveyor::{ContextId, ExecutionStateManager, ExecutionStatus};
-/// let states = ExecutionStateManager::<u8>::new();
-/// let id = ContextId::from(1);
-/// states.insert(id);
-/// states.transition(id, ExecutionStatus::Executing)?;
-/// assert!(states.transition(id, ExecutionStatus::Pending).is_err());
-/// assert_eq!(states.state(id).unwrap().status(), ExecutionStatus::Executing);
-/// # Ok::<(), conveyor::PipelineError>(())
+/// use conveyor::{Pipeline, PipelineExecutor};
+/// let executor = PipelineExecutor::<u8>::builder().build()?;
+/// let pipeline = Pipeline::<u8>::builder("p").task("t", |c| Ok(*c.input())).build()?;
+/// executor.execute(&pipeline, 1)?;
+/// // A run's contexts leave the live map when the run ends.
+/// assert!(executor.states().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ExecutionStateManager<T> {
     states: RwLock<IdMap<Arc<ExecutionState<T>>>>,
@@ -38,7 +41,7 @@ pub struct ExecutionStateManager<T> {
 impl<T> ExecutionStateManager<T> {
     /// An empty manager.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             states: RwLock::new(IdMap::default()),
         }
@@ -46,7 +49,7 @@ impl<T> ExecutionStateManager<T> {
 
     /// Registers `id` as pending and returns its state. An existing entry is
     /// left as it is.
-    pub fn insert(&self, id: ContextId) -> Arc<ExecutionState<T>> {
+    pub(crate) fn insert(&self, id: ContextId) -> Arc<ExecutionState<T>> {
         Arc::clone(
             self.states
                 .write()
@@ -64,14 +67,14 @@ impl<T> ExecutionStateManager<T> {
     /// Moves `id` to `status`.
     ///
     /// # Errors
-    /// [`PipelineError::UnknownContext`] when `id` is not live, and
-    /// [`PipelineError::IllegalTransition`] when the move is not allowed; the
+    /// [`RunError::UnknownContext`] when `id` is not live, and
+    /// [`RunError::IllegalTransition`] when the move is not allowed; the
     /// state is left unchanged in both cases.
-    pub fn transition(
+    pub(crate) fn transition(
         &self,
         id: ContextId,
         status: ExecutionStatus,
-    ) -> Result<Arc<ExecutionState<T>>, PipelineError> {
+    ) -> Result<Arc<ExecutionState<T>>, RunError> {
         self.update(id, |s| s.with_status(status))
     }
 
@@ -82,16 +85,15 @@ impl<T> ExecutionStateManager<T> {
     /// # Errors
     /// As [`transition`](Self::transition). An update that keeps the status
     /// is allowed unless the status is terminal.
-    pub fn update(
+    pub(crate) fn update(
         &self,
         id: ContextId,
         f: impl FnOnce(&ExecutionState<T>) -> ExecutionState<T>,
-    ) -> Result<Arc<ExecutionState<T>>, PipelineError> {
+    ) -> Result<Arc<ExecutionState<T>>, RunError> {
         let mut states = self.states.write();
-        let slot = states.get_mut(&id).ok_or(PipelineError::UnknownContext {
-            context: id,
-            place: "state manager",
-        })?;
+        let slot = states
+            .get_mut(&id)
+            .ok_or(RunError::UnknownContext { context: id })?;
         let next = f(slot);
         let (from, to) = (slot.status(), next.status());
         let legal = if from == to {
@@ -100,7 +102,7 @@ impl<T> ExecutionStateManager<T> {
             from.can_transition_to(to)
         };
         if !legal {
-            return Err(PipelineError::IllegalTransition {
+            return Err(RunError::IllegalTransition {
                 context: id,
                 from,
                 to,
@@ -112,7 +114,7 @@ impl<T> ExecutionStateManager<T> {
     }
 
     /// Forgets `ids`, returning how many were live.
-    pub fn remove(&self, ids: impl IntoIterator<Item = ContextId>) -> usize {
+    pub(crate) fn remove(&self, ids: impl IntoIterator<Item = ContextId>) -> usize {
         let mut states = self.states.write();
         ids.into_iter().filter(|id| states.remove(id).is_some()).count()
     }
@@ -136,12 +138,6 @@ impl<T> ExecutionStateManager<T> {
     }
 }
 
-impl<T> Default for ExecutionStateManager<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl<T> fmt::Debug for ExecutionStateManager<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutionStateManager")
@@ -162,7 +158,7 @@ mod tests {
         m.insert(id);
         assert!(matches!(
             m.transition(id, Finished),
-            Err(PipelineError::IllegalTransition {
+            Err(RunError::IllegalTransition {
                 from: Pending,
                 to: Finished,
                 ..
@@ -181,7 +177,7 @@ mod tests {
         let m = ExecutionStateManager::<u8>::new();
         assert!(matches!(
             m.transition(ContextId::from(9), Executing),
-            Err(PipelineError::UnknownContext { .. })
+            Err(RunError::UnknownContext { .. })
         ));
     }
 
@@ -214,9 +210,14 @@ mod tests {
             .expect("reader thread started");
         for i in 1..=2000u32 {
             m.update(id, |s| {
-                s.with_error(PipelineError::EmptyExecutorName).with_results(
-                    crate::records::results::ResultSet::from_entries(vec![("t".into(), i)]),
-                )
+                s.with_error(crate::error::TaskFailure::Lost {
+                    task: "t".into(),
+                    step: "s".into(),
+                })
+                .with_results(crate::records::results::ResultSet::from_entries(vec![(
+                    "t".into(),
+                    i,
+                )]))
             })
             .unwrap();
         }

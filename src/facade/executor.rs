@@ -10,18 +10,22 @@ use serde::de::DeserializeOwned;
 
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Save, Start};
 use crate::engine::coordinator::{Deadline, ExecutionCoordinator, StepRun};
+use rayon::ThreadPool;
+
 use crate::engine::plan::ExecutorFactory;
-use crate::engine::registry::{CustomExecutor, ExecutorRegistry};
+use crate::engine::pools::{Pools, PoolsBuilder};
+use crate::engine::registry::CustomExecutor;
 use crate::engine::signal::{ContextEvent, Observer, PipelineEvent, SignalEmitter};
 use crate::engine::state_manager::ExecutionStateManager;
-use crate::error::PipelineError;
+use crate::error::{BuildError, CancelledBy, DeadlineScope, RunError, TaskFailure};
 use crate::facade::options::RunOptions;
 use crate::facade::run::Run;
 use crate::ids::ContextId;
 use crate::model::cancel::CancelToken;
 use crate::model::config::ExecutorConfig;
 use crate::model::flow::{Next, StepVerdict};
-use crate::model::pipeline::{Pipeline, Step};
+use crate::model::pipeline::Pipeline;
+use crate::model::step::Step;
 use crate::model::strategy::Tally;
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
@@ -32,24 +36,26 @@ use crate::status::ExecutionStatus;
 /// Runs pipelines, blocking the caller until each run ends.
 ///
 /// One executor serves any number of threads at once: `execute` takes
-/// `&self`. Its pools are built once and reused by every run, and shut down
-/// when the executor is dropped. Calling `execute` from inside a task is
-/// allowed, on any pool, including a one-thread pool.
+/// `&self`. Its [`Pools`] are built once and reused by every run; several
+/// executors, of different value types, can share one set of pools. Calling
+/// `execute` from inside a task is allowed, on any pool, including a
+/// one-thread pool.
 ///
 /// ```
-/// use conveyor::{ExecutorConfig, LogObserver, Pipeline, PipelineExecutor, Task};
+/// use conveyor::{ExecutorConfig, LogObserver, Pipeline, PipelineExecutor};
 /// let executor = PipelineExecutor::builder()
 ///     .executor("cpu", ExecutorConfig::pool(2))
 ///     .observer(LogObserver)
 ///     .build()?;
-/// let pipeline = Pipeline::builder("sum")
-///     .step([Task::from_fn("square", |c| Ok(c.input() * c.input())).on("cpu"),
-///            Task::from_fn("double", |c| Ok(c.input() * 2)).on("cpu")])
-///     .step([Task::from_fn("total", |c| Ok(c.previous().values().sum()))])
+/// let pipeline = Pipeline::<u64>::builder("sum")
+///     .step_with(|s| s.task("square", |c| Ok(c.input() * c.input()))
+///                     .task("double", |c| Ok(c.input() * 2))
+///                     .on("cpu"))
+///     .task("total", |c| Ok(c.previous().values().sum()))
 ///     .build()?;
-/// let run = executor.execute(&pipeline, 7_u64)?;
+/// let run = executor.execute(&pipeline, 7)?;
 /// assert_eq!(run.output()?.get("total"), Some(&63));
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct PipelineExecutor<T> {
     factory: ExecutorFactory,
@@ -59,27 +65,32 @@ pub struct PipelineExecutor<T> {
 
 /// Builds a [`PipelineExecutor`]; see [`PipelineExecutor::builder`].
 pub struct PipelineExecutorBuilder<T> {
-    registry: ExecutorRegistry,
+    own: PoolsBuilder,
+    shared: Option<Pools>,
     default: ExecutorConfig,
     emitter: SignalEmitter,
-    error: Option<PipelineError>,
     _values: PhantomData<fn() -> T>,
 }
 
 impl<T> PipelineExecutorBuilder<T> {
-    /// Registers `config` under `name`, for tasks that say `.on(name)`.
-    /// Pools named here are built by [`build`](Self::build).
-    ///
-    /// Names are aliases: pools are cached by config, so two names for
-    /// `pool(4)` share one pool (and their tasks one group). Give workloads
-    /// that must stay apart pools of different sizes.
+    /// Registers `config` under `name`, for tasks that say `.on(name)`;
+    /// as [`PoolsBuilder::executor`]. Each name registered with a pool config
+    /// is a pool of its own, built by [`build`](Self::build).
     ///
     /// Default: no names. A bad name or config is reported by `build`.
     #[must_use]
     pub fn executor(mut self, name: &str, config: ExecutorConfig) -> Self {
-        if self.error.is_none() {
-            self.error = self.registry.register(name, config).err();
-        }
+        self.own = self.own.executor(name, config);
+        self
+    }
+
+    /// Registers a rayon pool the caller built, under `name`; as
+    /// [`PoolsBuilder::rayon_pool`].
+    ///
+    /// Default: none.
+    #[must_use]
+    pub fn rayon_pool(mut self, name: &str, pool: Arc<ThreadPool>) -> Self {
+        self.own = self.own.rayon_pool(name, pool);
         self
     }
 
@@ -88,9 +99,20 @@ impl<T> PipelineExecutorBuilder<T> {
     /// Default: none. A bad name is reported by `build`.
     #[must_use]
     pub fn custom_executor(mut self, name: &str, executor: impl CustomExecutor + 'static) -> Self {
-        if self.error.is_none() {
-            self.error = self.registry.register_custom(name, executor).err();
-        }
+        self.own = self.own.custom_executor(name, executor);
+        self
+    }
+
+    /// Runs on `pools`, shared with whoever else holds them, instead of
+    /// pools of its own. Names are then registered on the [`Pools`], not
+    /// here.
+    ///
+    /// Default: pools of its own, from [`executor`](Self::executor),
+    /// [`rayon_pool`](Self::rayon_pool) and
+    /// [`custom_executor`](Self::custom_executor).
+    #[must_use]
+    pub fn pools(mut self, pools: Pools) -> Self {
+        self.shared = Some(pools);
         self
     }
 
@@ -115,16 +137,18 @@ impl<T> PipelineExecutorBuilder<T> {
     /// Builds the executor and its named pools.
     ///
     /// # Errors
-    /// The first bad registration ([`PipelineError::EmptyExecutorName`],
-    /// [`PipelineError::DuplicateExecutor`], [`PipelineError::ZeroThreads`],
-    /// [`PipelineError::UnknownExecutor`]), a bad default config, or
-    /// [`PipelineError::PoolBuild`].
-    pub fn build(self) -> Result<PipelineExecutor<T>, PipelineError> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
+    /// Those of [`PoolsBuilder::build`]; [`BuildError::ZeroThreads`] or
+    /// [`BuildError::UnknownExecutor`] for a bad default config; and
+    /// [`BuildError::SharedPools`] when names were registered here as well
+    /// as shared [`pools`](Self::pools) given.
+    pub fn build(self) -> Result<PipelineExecutor<T>, BuildError> {
+        let pools = match self.shared {
+            Some(_) if !self.own.is_empty() => return Err(BuildError::SharedPools),
+            Some(pools) => pools,
+            None => self.own.build()?,
+        };
         Ok(PipelineExecutor {
-            factory: ExecutorFactory::new(self.registry, self.default)?,
+            factory: ExecutorFactory::new(pools, self.default)?,
             emitter: Arc::new(self.emitter),
             states: ExecutionStateManager::new(),
         })
@@ -134,10 +158,10 @@ impl<T> PipelineExecutorBuilder<T> {
 impl<T> fmt::Debug for PipelineExecutorBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineExecutorBuilder")
-            .field("registry", &self.registry)
+            .field("own", &self.own)
+            .field("shared", &self.shared)
             .field("default", &self.default)
             .field("emitter", &self.emitter)
-            .field("error", &self.error)
             .finish()
     }
 }
@@ -165,25 +189,37 @@ impl<T> PipelineExecutor<T> {
     #[must_use]
     pub fn builder() -> PipelineExecutorBuilder<T> {
         PipelineExecutorBuilder {
-            registry: ExecutorRegistry::new(),
+            own: Pools::builder(),
+            shared: None,
             default: ExecutorConfig::default(),
             emitter: SignalEmitter::new(),
-            error: None,
             _values: PhantomData,
         }
     }
 
-    /// The live states of running contexts; readable from any thread while
-    /// runs execute. A context leaves it when its run ends.
+    /// The live states of running contexts, read-only; readable from any
+    /// thread while runs execute. A context leaves it when its run ends.
     #[must_use]
     pub fn states(&self) -> &ExecutionStateManager<T> {
         &self.states
     }
 
-    /// The factory that owns this executor's pools.
+    /// The pools this executor runs on; clone the handle to share them.
     #[must_use]
-    pub fn factory(&self) -> &ExecutorFactory {
-        &self.factory
+    pub fn pools(&self) -> &Pools {
+        self.factory.pools()
+    }
+
+    /// The executor configs `step`'s tasks run on, one per group, in the
+    /// order each first appears among the tasks: how the step will be
+    /// dispatched.
+    ///
+    /// # Errors
+    /// [`BuildError::UnknownExecutor`] or [`BuildError::ZeroThreads`] for a
+    /// task whose executor cannot be found or built, and
+    /// [`BuildError::PoolBuild`].
+    pub fn plan(&self, step: &Step<T>) -> Result<Vec<ExecutorConfig>, BuildError> {
+        Ok(self.factory.plan(step)?.configs())
     }
 }
 
@@ -198,21 +234,22 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// never reach the caller.
     ///
     /// # Errors
-    /// Before anything runs: [`PipelineError::UnknownExecutor`] or
-    /// [`PipelineError::ZeroThreads`] for a task whose executor cannot be
-    /// found or built, and [`PipelineError::PoolBuild`]. While running:
-    /// [`PipelineError::Timeout`] when a step's deadline passes.
-    pub fn execute(&self, pipeline: &Pipeline<T>, input: T) -> Result<Run<T>, PipelineError> {
+    /// Before anything runs: [`RunError::Build`] with
+    /// [`BuildError::UnknownExecutor`] or [`BuildError::ZeroThreads`] for a
+    /// task whose executor cannot be found or built, or
+    /// [`BuildError::PoolBuild`]. While running: [`RunError::Timeout`] when
+    /// a step's deadline passes.
+    pub fn execute(&self, pipeline: &Pipeline<T>, input: T) -> Result<Run<T>, RunError> {
         self.execute_with(pipeline, input, &RunOptions::default())
     }
 
     /// [`execute`](Self::execute) with a cancel token and a run deadline.
     ///
     /// A cancelled run returns `Ok` with status `Cancelled`; tasks that had
-    /// not started are recorded as [`PipelineError::TaskCancelled`].
+    /// not started are recorded as [`TaskFailure::Cancelled`](crate::TaskFailure::Cancelled).
     ///
     /// # Errors
-    /// As [`execute`](Self::execute), and [`PipelineError::Timeout`] when the
+    /// As [`execute`](Self::execute), and [`RunError::Timeout`] when the
     /// run's deadline passes. A timeout carries the timed-out step's errors,
     /// not the results of the steps before it; a job that must keep those
     /// runs with a checkpoint store
@@ -223,7 +260,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         pipeline: &Pipeline<T>,
         input: T,
         options: &RunOptions,
-    ) -> Result<Run<T>, PipelineError> {
+    ) -> Result<Run<T>, RunError> {
         self.run(
             pipeline,
             input,
@@ -242,7 +279,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         options: &RunOptions,
         start: Start<T>,
         save: Option<&mut Save<'_, T>>,
-    ) -> Result<Run<T>, PipelineError> {
+    ) -> Result<Run<T>, RunError> {
         for step in pipeline.steps() {
             self.factory.check(step)?;
         }
@@ -252,11 +289,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             input: &Arc::new(input),
             clock,
             cancel: options.cancel.as_ref(),
-            deadline: options.timeout.map(|limit| Deadline {
-                at: Instant::now() + limit,
-                scope: "run",
-                limit,
-            }),
+            deadline: Deadline::after(options.timeout, DeadlineScope::Run),
         };
         if !self.emitter.is_empty() {
             self.emitter.emit(|o| {
@@ -316,17 +349,16 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         chain: &mut ExecutionChain<T>,
         (mut at, mut previous, mut sinks): (usize, ResultSet<T>, Vec<usize>),
         mut save: Option<&mut Save<'_, T>>,
-    ) -> Result<(ExecutionStatus, ResultSet<T>, Option<PipelineError>), PipelineError> {
+    ) -> Result<(ExecutionStatus, ResultSet<T>, Option<RunError>), RunError> {
         let steps = pipeline.steps();
         let graph = &pipeline.inner.graph;
         let mut tail = chain.tail().map(ExecutionContext::id);
         loop {
             let step = &steps[at];
             if scope.cancel.is_some_and(CancelToken::is_cancelled) {
-                let by = "a cancel token".to_owned();
-                let failure = PipelineError::Cancelled {
+                let failure = RunError::Cancelled {
                     step: Arc::clone(&step.name),
-                    by,
+                    by: CancelledBy::Token,
                 };
                 return Ok((ExecutionStatus::Cancelled, previous, Some(failure)));
             }
@@ -335,10 +367,9 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             }
             let end = self.run_context(scope, step, &previous, chain, tail)?;
             tail = Some(end.id);
-            let context = chain.get(end.id).ok_or(PipelineError::UnknownContext {
-                context: end.id,
-                place: "chain",
-            })?;
+            let context = chain
+                .get(end.id)
+                .ok_or(RunError::UnknownContext { context: end.id })?;
             let state = Arc::clone(context.state());
             if let Some(deadline) = end.timed_out {
                 return Err(timeout(step, deadline, state.errors().to_vec()));
@@ -346,10 +377,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             previous = state.results().clone();
             let verdict = match end.status {
                 ExecutionStatus::Cancelled => {
-                    let by = end
-                        .stop
-                        .map_or_else(|| "a cancel token".to_owned(), |task| format!("task `{task}`"));
-                    let failure = PipelineError::Cancelled {
+                    let by = end.stop.map_or(CancelledBy::Token, CancelledBy::Task);
+                    let failure = RunError::Cancelled {
                         step: Arc::clone(&step.name),
                         by,
                     };
@@ -374,14 +403,17 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     return Ok((ExecutionStatus::Finished, previous, None));
                 }
                 Ok(Next::Abort) => {
-                    let failure = PipelineError::StepFailed {
-                        step: Arc::clone(&step.name),
-                        evaluation: context
-                            .evaluation()
-                            .cloned()
-                            .unwrap_or_else(|| step.strategy.evaluate(&Tally::new(&[]))),
-                        errors: state.errors().to_vec(),
-                    };
+                    let evaluation = context
+                        .evaluation()
+                        .cloned()
+                        .unwrap_or_else(|| step.strategy.evaluate(&Tally::new(&[])));
+                    let failure = RunError::step_failed(
+                        Arc::clone(&step.name),
+                        evaluation.strategy.as_ref().into(),
+                        evaluation.succeeded,
+                        evaluation.total,
+                        state.errors().to_vec(),
+                    );
                     return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
                 }
                 Err(target) => {
@@ -389,7 +421,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                         .switch
                         .map(|(_, task)| task)
                         .unwrap_or_else(|| Arc::clone(&step.name));
-                    let failure = PipelineError::UnknownSwitch {
+                    let failure = RunError::UnknownSwitch {
                         step: Arc::clone(&step.name),
                         task,
                         target,
@@ -409,7 +441,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// Returns the new context's id; its final state is in `chain`.
     ///
     /// # Errors
-    /// [`PipelineError::UnknownStep`], [`PipelineError::UnknownContext`] when
+    /// [`RunError::UnknownStep`], [`RunError::UnknownContext`] when
     /// `after` is not in `chain`, and the executor errors of
     /// [`execute`](Self::execute). Task failures are not errors here: they
     /// are in the context's state.
@@ -420,16 +452,16 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         input: T,
         chain: &mut ExecutionChain<T>,
         after: Option<ContextId>,
-    ) -> Result<ContextId, PipelineError> {
-        let step = pipeline.step(step)?;
+    ) -> Result<ContextId, RunError> {
+        let step = pipeline.step(step).ok_or_else(|| RunError::UnknownStep {
+            pipeline: Arc::clone(&pipeline.inner.name),
+            step: step.to_owned(),
+        })?;
         self.factory.check(step)?;
         let previous = match after {
             Some(id) => chain
                 .get(id)
-                .ok_or(PipelineError::UnknownContext {
-                    context: id,
-                    place: "chain",
-                })?
+                .ok_or(RunError::UnknownContext { context: id })?
                 .state()
                 .results()
                 .clone(),
@@ -462,7 +494,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         previous: &ResultSet<T>,
         chain: &mut ExecutionChain<T>,
         after: Option<ContextId>,
-    ) -> Result<StepEnd, PipelineError> {
+    ) -> Result<StepEnd, RunError> {
         let id = ContextId::next();
         let state = self.states.insert(id);
         let context = ExecutionContext {
@@ -504,11 +536,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         };
         let (state, evaluation, tasks) = match self.factory.plan(step) {
             Ok(plan) => {
-                let step_deadline = step.timeout.map(|limit| Deadline {
-                    at: Instant::now() + limit,
-                    scope: "step",
-                    limit,
-                });
+                let step_deadline = Deadline::after(step.timeout, DeadlineScope::Step);
                 let deadline = match (step_deadline, scope.deadline) {
                     (Some(s), Some(r)) => Some(if r.at <= s.at { r } else { s }),
                     (s, r) => s.or(r),
@@ -546,16 +574,21 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             // The executor could not be built after the run's checks passed
             // (a pool failed to start): the step is aborted, not the caller.
             Err(e) => {
-                let state = self
-                    .states
-                    .update(id, |s| s.with_error(e).with_status(ExecutionStatus::Aborted))?;
+                let failures = step.tasks.iter().map(|t| TaskFailure::Dispatch {
+                    executor: "(not built)".into(),
+                    task: Arc::clone(&t.name),
+                    step: Arc::clone(&step.name),
+                    message: e.to_string(),
+                });
+                let state = self.states.update(id, |s| {
+                    s.with_errors(failures).with_status(ExecutionStatus::Aborted)
+                })?;
                 (state, None, Vec::new())
             }
         };
-        let context = chain.get_mut(id).ok_or(PipelineError::UnknownContext {
-            context: id,
-            place: "chain",
-        })?;
+        let context = chain
+            .get_mut(id)
+            .ok_or(RunError::UnknownContext { context: id })?;
         context.state = Arc::clone(&state);
         context.evaluation = evaluation;
         context.metrics.finished = scope.clock.now();
@@ -613,24 +646,26 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
     /// let second = executor.execute_with_checkpoint(&pipeline, 4, &store)?;
     /// assert_eq!(second.output()?.get("save"), Some(&41));
     /// assert_eq!(second.restored(), 1); // "load" did not run again
-    /// # Ok::<(), conveyor::PipelineError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
     /// Those of [`execute`](Self::execute); before anything runs, those of
-    /// reading the checkpoint ([`PipelineError::CheckpointCorrupt`],
-    /// [`PipelineError::CheckpointVersion`],
-    /// [`PipelineError::CheckpointMismatch`] for another pipeline or input,
-    /// [`PipelineError::CheckpointFinished`], [`PipelineError::CheckpointIo`]),
+    /// reading the checkpoint ([`RunError::Checkpoint`] with
+    /// [`CheckpointError::Corrupt`](crate::CheckpointError::Corrupt),
+    /// [`Version`](crate::CheckpointError::Version),
+    /// [`Mismatch`](crate::CheckpointError::Mismatch) for another pipeline or input,
+    /// [`Finished`](crate::CheckpointError::Finished), [`Io`](crate::CheckpointError::Io)),
     /// none of which change the store; and while running,
-    /// [`PipelineError::CheckpointIo`] or [`PipelineError::Serialize`] when
+    /// [`CheckpointError::Io`](crate::CheckpointError::Io) or
+    /// [`CheckpointError::Serialize`](crate::CheckpointError::Serialize) when
     /// progress cannot be saved.
     pub fn execute_with_checkpoint(
         &self,
         pipeline: &Pipeline<T>,
         input: T,
         store: &dyn CheckpointStore,
-    ) -> Result<Run<T>, PipelineError> {
+    ) -> Result<Run<T>, RunError> {
         self.execute_with_checkpoint_and_options(pipeline, input, &RunOptions::default(), store)
     }
 
@@ -648,7 +683,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
         input: T,
         options: &RunOptions,
         store: &dyn CheckpointStore,
-    ) -> Result<Run<T>, PipelineError> {
+    ) -> Result<Run<T>, RunError> {
         let fingerprint = Fingerprint::of_value(&input)?;
         let start = checkpoint::start(store, pipeline, fingerprint)?;
         let mut save = checkpoint::saver(pipeline, fingerprint, store)?;
@@ -656,12 +691,12 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
     }
 }
 
-fn timeout<T>(step: &Step<T>, deadline: Deadline, errors: Vec<PipelineError>) -> PipelineError {
-    PipelineError::Timeout {
+fn timeout<T>(step: &Step<T>, deadline: Deadline, failures: Vec<TaskFailure>) -> RunError {
+    RunError::Timeout {
         step: Arc::clone(&step.name),
         scope: deadline.scope,
         limit: deadline.limit,
-        errors,
+        failures,
     }
 }
 
@@ -687,12 +722,12 @@ mod tests {
             .executor("x", ExecutorConfig::pool(0))
             .build()
             .unwrap_err();
-        assert!(matches!(err, PipelineError::EmptyExecutorName));
+        assert!(matches!(err, BuildError::EmptyExecutorName));
         let err = PipelineExecutor::<u8>::builder()
             .default_executor(ExecutorConfig::custom("nobody"))
             .build()
             .unwrap_err();
-        assert!(matches!(err, PipelineError::UnknownExecutor { .. }));
+        assert!(matches!(err, BuildError::UnknownExecutor { .. }));
     }
 
     #[test]

@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::PipelineError;
+use crate::error::{RunError, TaskFailure};
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
+use crate::records::report::RunReport;
 use crate::records::results::ResultSet;
 use crate::status::ExecutionStatus;
 
@@ -17,7 +18,7 @@ pub struct Run<T> {
     pub(crate) status: ExecutionStatus,
     pub(crate) chain: ExecutionChain<T>,
     pub(crate) output: ResultSet<T>,
-    pub(crate) failure: Option<PipelineError>,
+    pub(crate) failure: Option<RunError>,
     pub(crate) duration: Duration,
     /// How many contexts at the head of the chain came from a checkpoint.
     pub(crate) restored: usize,
@@ -48,8 +49,10 @@ impl<T> Run<T> {
     ///
     /// # Errors
     /// The reason the run did not finish: for an aborted run,
-    /// [`PipelineError::StepFailed`] with the failing step's errors.
-    pub fn output(&self) -> Result<&ResultSet<T>, PipelineError> {
+    /// [`RunError::StepFailed`] with the failing step's task failures (its
+    /// `source()` chain reaches the first failing task's own error),
+    /// [`RunError::Cancelled`], or [`RunError::UnknownSwitch`].
+    pub fn output(&self) -> Result<&ResultSet<T>, RunError> {
         match &self.failure {
             None => Ok(&self.output),
             Some(e) => Err(e.clone()),
@@ -60,7 +63,7 @@ impl<T> Run<T> {
     ///
     /// # Errors
     /// As [`output`](Self::output).
-    pub fn into_output(self) -> Result<ResultSet<T>, PipelineError> {
+    pub fn into_output(self) -> Result<ResultSet<T>, RunError> {
         match self.failure {
             None => Ok(self.output),
             Some(e) => Err(e),
@@ -69,7 +72,7 @@ impl<T> Run<T> {
 
     /// Why the run did not finish, if it did not.
     #[must_use]
-    pub fn failure(&self) -> Option<&PipelineError> {
+    pub fn failure(&self) -> Option<&RunError> {
         self.failure.as_ref()
     }
 
@@ -85,8 +88,8 @@ impl<T> Run<T> {
         self.chain.iter_back().find(|c| c.step() == step)
     }
 
-    /// Every task error of every step, in the order the steps ran.
-    pub fn errors(&self) -> impl Iterator<Item = &PipelineError> + '_ {
+    /// Every task failure of every step, in the order the steps ran.
+    pub fn errors(&self) -> impl Iterator<Item = &TaskFailure> + '_ {
         self.chain.iter().flat_map(|c| c.state().errors())
     }
 
@@ -97,6 +100,19 @@ impl<T> Run<T> {
     #[must_use]
     pub fn restored(&self) -> usize {
         self.restored
+    }
+
+    /// The run as a [`RunReport`], ready for [`RunReport::to_json`].
+    #[must_use]
+    pub fn report(&self) -> RunReport {
+        RunReport::of_run(
+            &self.pipeline,
+            self.status,
+            &self.chain,
+            self.restored,
+            self.failure.as_ref(),
+            self.duration,
+        )
     }
 
     /// Wall time of the whole run.
@@ -121,9 +137,7 @@ impl<T: fmt::Debug> fmt::Debug for Run<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{
-        ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, Task, TaskError,
-    };
+    use crate::{ExecutionStatus, ExecutorConfig, Pipeline, PipelineExecutor, RunError, Task, TaskError};
 
     #[test]
     fn an_aborted_run_gives_its_failure_instead_of_an_output() {
@@ -142,9 +156,9 @@ mod tests {
         assert_eq!(run.status(), ExecutionStatus::Aborted);
         assert!(!run.is_success());
         assert_eq!(run.errors().count(), 1);
-        assert!(matches!(run.failure(), Some(PipelineError::StepFailed { .. })));
+        assert!(matches!(run.failure(), Some(RunError::StepFailed { .. })));
         assert!(
-            matches!(run.into_output(), Err(PipelineError::StepFailed { errors, .. }) if errors.len() == 1)
+            matches!(run.into_output(), Err(RunError::StepFailed { failures: errors, .. }) if errors.len() == 1)
         );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Cloning shares the flag. Pass it to a run with
 /// [`RunOptions::cancel_token`](crate::RunOptions::cancel_token). Once it is
 /// cancelled, tasks that have not started are not started (they count as
-/// [`PipelineError::TaskCancelled`](crate::PipelineError::TaskCancelled)),
+/// [`TaskFailure::Cancelled`](crate::TaskFailure::Cancelled)),
 /// running tasks can see it through
 /// [`TaskContext::is_cancelled`](crate::TaskContext::is_cancelled), no
 /// further step starts, and the run returns as `Cancelled` as soon as the

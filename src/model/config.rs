@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 /// Tasks of one step are grouped by their whole config (the original engine
 /// kept only the first task's size for a group, which was a bug), and every
 /// group of a step runs at the same time. Configs are `Hash + Eq`, so the
-/// [`ExecutorFactory`](crate::ExecutorFactory) builds each pool once and
-/// reuses it.
+/// executor's [`Pools`](crate::Pools) build each pool once and reuse it.
+/// A config identifies a pool: `pool(4)` given directly is one shared,
+/// unnamed pool of 4 threads; each name registered with a pool config is a
+/// pool of its own, reached as [`ExecutorConfig::Named`].
 ///
 /// ```
 /// use conveyor::ExecutorConfig;
@@ -26,7 +28,7 @@ pub enum ExecutorConfig {
     Inline,
     /// A dedicated rayon pool of `threads` threads, built once by the
     /// executor and shut down when the executor is dropped. Zero threads is
-    /// refused with [`PipelineError::ZeroThreads`](crate::PipelineError::ZeroThreads).
+    /// refused with [`BuildError::ZeroThreads`](crate::BuildError::ZeroThreads).
     Pool {
         /// Number of worker threads.
         threads: usize,
@@ -38,9 +40,18 @@ pub enum ExecutorConfig {
     /// One new OS thread per task. A baseline for comparing strategies, not a
     /// production choice: thread start-up dominates small tasks.
     ThreadPerTask,
-    /// A [`CustomExecutor`](crate::CustomExecutor) registered under this name
-    /// in the [`ExecutorRegistry`](crate::ExecutorRegistry).
+    /// A [`CustomExecutor`](crate::CustomExecutor) registered under this
+    /// name.
     Custom {
+        /// The registered name.
+        name: String,
+    },
+    /// The pool registered under this name: a pool of its own, built for
+    /// that name, or a rayon pool the user registered
+    /// ([`PoolsBuilder::rayon_pool`](crate::PoolsBuilder::rayon_pool)).
+    /// Registering a second name as `Named` makes the two names share one
+    /// pool.
+    Named {
         /// The registered name.
         name: String,
     },
@@ -57,6 +68,12 @@ impl ExecutorConfig {
     #[must_use]
     pub fn custom(name: impl Into<String>) -> Self {
         Self::Custom { name: name.into() }
+    }
+
+    /// The pool registered under `name`.
+    #[must_use]
+    pub fn named(name: impl Into<String>) -> Self {
+        Self::Named { name: name.into() }
     }
 }
 
@@ -75,6 +92,7 @@ impl fmt::Display for ExecutorConfig {
             Self::Global => f.write_str("global"),
             Self::ThreadPerTask => f.write_str("thread-per-task"),
             Self::Custom { name } => write!(f, "custom({name})"),
+            Self::Named { name } => write!(f, "named({name})"),
         }
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::error::PipelineError;
-use crate::model::pipeline::Step;
+use crate::error::{BuildError, EdgeKind};
+use crate::model::step::Step;
 
 /// What a flow-aware task returns (see [`Task::flow_fn`](crate::Task::flow_fn)):
 /// its value, plus where the run should go.
@@ -14,7 +14,7 @@ pub enum Flow<T> {
     Continue(T),
     /// A value, and the switch target (2 to 9) the run should take next:
     /// the original's `goto(n)`. A target the step does not define ends the
-    /// run with [`PipelineError::UnknownSwitch`].
+    /// run with [`RunError::UnknownSwitch`](crate::RunError::UnknownSwitch).
     Switch(u8, T),
     /// A value, and a request to stop the whole run after this step (the
     /// original's `stop_on_success`): the run ends `Cancelled`.
@@ -108,39 +108,36 @@ pub(crate) struct FlowGraph {
 
 impl FlowGraph {
     /// Resolves every edge and rejects graphs that cannot run as declared.
-    pub(crate) fn build<T>(pipeline: &Arc<str>, steps: &[Step<T>]) -> Result<Self, PipelineError> {
+    pub(crate) fn build<T>(pipeline: &Arc<str>, steps: &[Step<T>]) -> Result<Self, BuildError> {
         let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (&*s.name, i)).collect();
         let mut routes = vec![Route::default(); steps.len()];
         for (i, step) in steps.iter().enumerate() {
             let edges = &step.edges;
             if let Some(target) = edges.invalid_switch {
-                return Err(PipelineError::InvalidSwitch {
+                return Err(BuildError::InvalidSwitch {
                     step: Arc::clone(&step.name),
                     target,
                 });
             }
-            let find = |edge: &'static str, to: &Option<Arc<str>>| -> Result<Option<usize>, PipelineError> {
+            let find = |edge: EdgeKind, to: &Option<Arc<str>>| -> Result<Option<usize>, BuildError> {
                 to.as_ref()
                     .map(|to| {
-                        index
-                            .get(&**to)
-                            .copied()
-                            .ok_or_else(|| PipelineError::MissingStep {
-                                pipeline: Arc::clone(pipeline),
-                                from: Arc::clone(&step.name),
-                                edge,
-                                to: Arc::clone(to),
-                            })
+                        index.get(&**to).copied().ok_or_else(|| BuildError::MissingStep {
+                            pipeline: Arc::clone(pipeline),
+                            from: Arc::clone(&step.name),
+                            edge,
+                            to: Arc::clone(to),
+                        })
                     })
                     .transpose()
             };
             let route = &mut routes[i];
-            route.then = find("then", &edges.then)?;
-            route.on_success = find("on_success", &edges.on_success)?;
-            route.on_failure = find("on_failure", &edges.on_failure)?;
-            route.sink = find("sink", &edges.sink)?;
-            for (slot, target) in route.switch.iter_mut().zip(&edges.switch) {
-                *slot = find("switch", target)?;
+            route.then = find(EdgeKind::Then, &edges.then)?;
+            route.on_success = find(EdgeKind::OnSuccess, &edges.on_success)?;
+            route.on_failure = find(EdgeKind::OnFailure, &edges.on_failure)?;
+            route.sink = find(EdgeKind::Sink, &edges.sink)?;
+            for ((slot, target), n) in route.switch.iter_mut().zip(&edges.switch).zip(SWITCHES) {
+                *slot = find(EdgeKind::Switch(n), target)?;
             }
         }
         let targets: Vec<usize> = routes
@@ -168,7 +165,7 @@ impl FlowGraph {
         Ok(graph)
     }
 
-    fn check_reachable<T>(&self, pipeline: &Arc<str>, steps: &[Step<T>]) -> Result<(), PipelineError> {
+    fn check_reachable<T>(&self, pipeline: &Arc<str>, steps: &[Step<T>]) -> Result<(), BuildError> {
         let mut seen = vec![false; self.routes.len()];
         let mut stack = vec![0];
         while let Some(i) = stack.pop() {
@@ -177,7 +174,7 @@ impl FlowGraph {
             }
         }
         match seen.iter().position(|s| !s) {
-            Some(i) => Err(PipelineError::UnreachableStep {
+            Some(i) => Err(BuildError::UnreachableStep {
                 pipeline: Arc::clone(pipeline),
                 step: Arc::clone(&steps[i].name),
             }),
@@ -185,7 +182,7 @@ impl FlowGraph {
         }
     }
 
-    fn check_cycles<T>(&self, pipeline: &Arc<str>, steps: &[Step<T>]) -> Result<(), PipelineError> {
+    fn check_cycles<T>(&self, pipeline: &Arc<str>, steps: &[Step<T>]) -> Result<(), BuildError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
             New,
@@ -210,7 +207,7 @@ impl FlowGraph {
                             .map(|(n, _)| Arc::clone(&steps[*n].name))
                             .collect();
                         cycle.push(Arc::clone(&steps[next].name));
-                        return Err(PipelineError::Cycle {
+                        return Err(BuildError::Cycle {
                             pipeline: Arc::clone(pipeline),
                             steps: cycle,
                         });
@@ -375,7 +372,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(err, PipelineError::InvalidSwitch { target: 1, .. }),
+            matches!(err, BuildError::InvalidSwitch { target: 1, .. }),
             "{err}"
         );
         let err = Pipeline::builder("p")
@@ -383,7 +380,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(err, PipelineError::InvalidSwitch { target: 10, .. }),
+            matches!(err, BuildError::InvalidSwitch { target: 10, .. }),
             "{err}"
         );
 
@@ -394,7 +391,7 @@ mod tests {
             .build()
             .unwrap_err();
         match err {
-            PipelineError::Cycle { steps, .. } => {
+            BuildError::Cycle { steps, .. } => {
                 let names: Vec<&str> = steps.iter().map(|s| &**s).collect();
                 assert!(names == ["b", "c", "b"] || names == ["c", "b", "c"], "{names:?}");
             }
@@ -408,7 +405,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(&err, PipelineError::UnreachableStep { step, .. } if &**step == "b"),
+            matches!(&err, BuildError::UnreachableStep { step, .. } if &**step == "b"),
             "{err}"
         );
     }

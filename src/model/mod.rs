@@ -4,8 +4,10 @@
 
 pub(crate) mod cancel;
 pub(crate) mod config;
+mod describe;
 pub(crate) mod flow;
 pub(crate) mod pipeline;
 pub(crate) mod retry;
+pub(crate) mod step;
 pub(crate) mod strategy;
 pub(crate) mod task;

@@ -3,209 +3,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::error::PipelineError;
-use crate::model::flow::{Edges, FlowGraph, SWITCHES};
-use crate::model::strategy::EvaluationStrategy;
-use crate::model::task::Task;
-
-/// A group of tasks that run in parallel, judged by one strategy, with
-/// edges that say where the run goes next.
-///
-/// Each run of a step gets exactly one
-/// [`ExecutionContext`](crate::ExecutionContext).
-///
-/// # Flow
-/// Without edges, steps run in the order they were declared. A step can
-/// branch on its outcome ([`on_success`](Self::on_success),
-/// [`on_failure`](Self::on_failure): the original's descriptors 1 and 0)
-/// or on a switch target (2 to 9) that one of its tasks picks by returning
-/// [`Flow::Switch`](crate::Flow::Switch) ([`on_switch`](Self::on_switch)).
-/// A step that an edge leads to is part of a branch: it does not fall
-/// through to the next declared step, but continues along its own
-/// [`then`](Self::then) edge, and when the branch ends the run goes on at
-/// the branching step's [`sink`](Self::sink), whichever branch ran. A failed
-/// step without a failure branch aborts the run.
-pub struct Step<T> {
-    pub(crate) name: Arc<str>,
-    pub(crate) tasks: Arc<[Task<T>]>,
-    pub(crate) strategy: EvaluationStrategy,
-    pub(crate) edges: Edges,
-    pub(crate) timeout: Option<Duration>,
-}
-
-impl<T> Step<T> {
-    /// A step named `name` running `tasks`.
-    pub fn new(name: impl Into<Arc<str>>, tasks: impl IntoIterator<Item = Task<T>>) -> Self {
-        Self {
-            name: name.into(),
-            tasks: tasks.into_iter().collect(),
-            strategy: EvaluationStrategy::default(),
-            edges: Edges::default(),
-            timeout: None,
-        }
-    }
-
-    /// A step named after its tasks, joined with `|` (`"stats|hash"`).
-    /// Task names are unique in a pipeline, so these names are too.
-    pub fn of(tasks: impl IntoIterator<Item = Task<T>>) -> Self {
-        let tasks: Arc<[Task<T>]> = tasks.into_iter().collect();
-        let name = tasks.iter().map(Task::name).collect::<Vec<_>>().join("|");
-        Self {
-            name: name.into(),
-            tasks,
-            strategy: EvaluationStrategy::default(),
-            edges: Edges::default(),
-            timeout: None,
-        }
-    }
-
-    /// How the step's outcomes decide whether it succeeded.
-    ///
-    /// Default: [`EvaluationStrategy::AllMustSucceed`].
-    #[must_use]
-    pub fn strategy(mut self, strategy: EvaluationStrategy) -> Self {
-        self.strategy = strategy;
-        self
-    }
-
-    /// Where the run goes when this step succeeds and no task picked a
-    /// switch target (the original's descriptor 1).
-    ///
-    /// Default: the next step.
-    #[must_use]
-    pub fn on_success(mut self, step: impl Into<Arc<str>>) -> Self {
-        self.edges.on_success = Some(step.into());
-        self
-    }
-
-    /// Where the run goes when this step fails (the original's descriptor
-    /// 0); the run then goes on instead of aborting.
-    ///
-    /// Default: none; a failure aborts the run.
-    #[must_use]
-    pub fn on_failure(mut self, step: impl Into<Arc<str>>) -> Self {
-        self.edges.on_failure = Some(step.into());
-        self
-    }
-
-    /// Where the run goes when a task of this step returns
-    /// [`Flow::Switch`](crate::Flow::Switch)`(target, _)`. Targets are 2 to
-    /// 9; any other number is reported by [`PipelineBuilder::build`] as
-    /// [`PipelineError::InvalidSwitch`].
-    ///
-    /// Default: no switch targets.
-    #[must_use]
-    pub fn on_switch(mut self, target: u8, step: impl Into<Arc<str>>) -> Self {
-        match usize::from(target)
-            .checked_sub(2)
-            .filter(|_| SWITCHES.contains(&target))
-        {
-            Some(slot) => self.edges.switch[slot] = Some(step.into()),
-            None => {
-                self.edges.invalid_switch.get_or_insert(target);
-            }
-        }
-        self
-    }
-
-    /// The step to run after this step, overriding declaration order; the
-    /// way to make a branch longer than one step.
-    ///
-    /// Default: the next declared step that no edge leads to, or, for a
-    /// step inside a branch, the end of the branch.
-    #[must_use]
-    pub fn then(mut self, step: impl Into<Arc<str>>) -> Self {
-        self.edges.then = Some(step.into());
-        self
-    }
-
-    /// The step that runs when the branch this step took has ended,
-    /// whichever branch it was.
-    ///
-    /// Default: none.
-    #[must_use]
-    pub fn sink(mut self, step: impl Into<Arc<str>>) -> Self {
-        self.edges.sink = Some(step.into());
-        self
-    }
-
-    /// A deadline for each run of this step, counted from its start. When it
-    /// passes, `execute` returns [`PipelineError::Timeout`] at once: tasks
-    /// not yet started are skipped, and a task still running keeps its
-    /// thread until it returns (threads cannot be killed safely), so a pool
-    /// has one thread fewer until then. The deadline is watched from the
-    /// calling thread; an inline task runs on that thread, so it cannot be
-    /// interrupted, and the deadline is checked between inline tasks.
-    ///
-    /// Default: none.
-    #[must_use]
-    pub fn timeout(mut self, limit: Duration) -> Self {
-        self.timeout = Some(limit);
-        self
-    }
-
-    /// The step's name.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The step's tasks, in declaration order.
-    #[must_use]
-    pub fn tasks(&self) -> &[Task<T>] {
-        &self.tasks
-    }
-
-    /// The step's evaluation strategy.
-    #[must_use]
-    pub fn evaluation_strategy(&self) -> &EvaluationStrategy {
-        &self.strategy
-    }
-}
-
-impl<T> Clone for Step<T> {
-    fn clone(&self) -> Self {
-        Self {
-            name: Arc::clone(&self.name),
-            tasks: Arc::clone(&self.tasks),
-            strategy: self.strategy.clone(),
-            edges: self.edges.clone(),
-            timeout: self.timeout,
-        }
-    }
-}
-
-impl<T> fmt::Debug for Step<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Step")
-            .field("name", &self.name)
-            .field("tasks", &self.tasks)
-            .field("strategy", &self.strategy)
-            .field("edges", &self.edges)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl<T, const N: usize> From<[Task<T>; N]> for Step<T> {
-    fn from(tasks: [Task<T>; N]) -> Self {
-        Self::of(tasks)
-    }
-}
-
-impl<T> From<Vec<Task<T>>> for Step<T> {
-    fn from(tasks: Vec<Task<T>>) -> Self {
-        Self::of(tasks)
-    }
-}
-
-impl<T> From<Task<T>> for Step<T> {
-    fn from(task: Task<T>) -> Self {
-        Self::of([task])
-    }
-}
+use super::config::ExecutorConfig;
+use super::flow::{Flow, FlowGraph};
+use super::step::Step;
+use super::task::{Task, TaskContext};
+use crate::error::{BuildError, NameKind, TaskError};
 
 pub(crate) struct PipelineInner<T> {
     pub(crate) name: Arc<str>,
@@ -226,7 +29,7 @@ pub(crate) struct PipelineInner<T> {
 ///     .build()?;
 /// assert_eq!(p.steps().len(), 2);
 /// assert_eq!(p.steps()[1].name(), "a|b");
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), conveyor::BuildError>(())
 /// ```
 pub struct Pipeline<T> {
     pub(crate) inner: Arc<PipelineInner<T>>,
@@ -253,35 +56,64 @@ impl<T> Pipeline<T> {
         &self.inner.steps
     }
 
-    /// The step named `name`.
-    ///
-    /// # Errors
-    /// [`PipelineError::UnknownStep`] when there is no such step.
-    pub fn step(&self, name: &str) -> Result<&Step<T>, PipelineError> {
-        self.inner
-            .steps
-            .iter()
-            .find(|s| &*s.name == name)
-            .ok_or_else(|| PipelineError::UnknownStep {
-                pipeline: Arc::clone(&self.inner.name),
-                step: name.to_owned(),
-            })
+    /// The step named `name`, if the pipeline has one.
+    #[must_use]
+    pub fn step(&self, name: &str) -> Option<&Step<T>> {
+        self.inner.steps.iter().find(|s| &*s.name == name)
     }
 
     /// A canonical text of the pipeline's shape: its name, step names,
     /// strategies with their parameters, task names in order, and every
     /// declared edge. Pipelines built the same way describe alike, in any
     /// process and with any Rust release; checkpoints fingerprint it
-    /// ([`Fingerprint::of_pipeline`](crate::Fingerprint::of_pipeline)).
+    /// ([`Fingerprint::of_pipeline`](crate::checkpoint::Fingerprint::of_pipeline)).
     #[must_use]
     pub fn describe(&self) -> String {
-        crate::checkpoint::describe(self)
+        super::describe::describe(self)
     }
 
     /// Number of tasks over all steps.
     #[must_use]
     pub fn task_count(&self) -> usize {
         self.inner.steps.iter().map(|s| s.tasks.len()).sum()
+    }
+}
+
+impl<T> Pipeline<T> {
+    /// A copy of this pipeline whose every task runs on `config`, whatever
+    /// executor it asked for. Names, steps and strategies are unchanged; the
+    /// original is left as it was.
+    ///
+    /// ```
+    /// use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
+    /// let p: Pipeline<u64> = Pipeline::builder("p")
+    ///     .step([Task::from_fn("a", |c| Ok(c.input() + 1)).on("cpu")])
+    ///     .build()?;
+    /// // No executor named `cpu` is registered, but the copy does not need one.
+    /// let inline = p.with_executor(ExecutorConfig::Inline);
+    /// let run = PipelineExecutor::builder().build()?.execute(&inline, 1)?;
+    /// assert_eq!(run.output()?.get("a"), Some(&2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Panics
+    /// Never: the copy has the names of a pipeline that was already checked.
+    #[must_use]
+    pub fn with_executor(&self, config: ExecutorConfig) -> Pipeline<T> {
+        let builder = self.steps().iter().fold(Pipeline::builder(self.name()), |b, s| {
+            let mut step = s.clone();
+            step.tasks = s
+                .tasks
+                .iter()
+                .map(|t| t.clone().executor(config.clone()))
+                .collect();
+            b.step(step)
+        });
+        // The builder checks only names and thresholds, which are the
+        // original's and passed when it was built.
+        builder
+            .build()
+            .expect("a copy of a checked pipeline passes the same checks")
     }
 }
 
@@ -311,38 +143,97 @@ pub struct PipelineBuilder<T> {
 impl<T> PipelineBuilder<T> {
     /// Appends a step: an array or `Vec` of tasks (named after them), a single
     /// task, or a [`Step`] built by hand.
+    ///
+    /// Closures given to [`Task::from_fn`] here are type-checked before the
+    /// step is known to hold `Task<T>`, so a closure that calls a method on
+    /// its input may need its type spelled out. [`task`](Self::task) and
+    /// [`step_with`](Self::step_with) take closures where `T` is already
+    /// known, and need no annotations.
     #[must_use]
     pub fn step(mut self, step: impl Into<Step<T>>) -> Self {
         self.steps.push(step.into());
         self
     }
 
+    /// Appends a step of one task, named `name`, that runs `f`.
+    ///
+    /// ```
+    /// use conveyor::Pipeline;
+    /// let p = Pipeline::<String>::builder("shout")
+    ///     .task("upper", |c| Ok(c.input().to_uppercase()))
+    ///     .task("exclaim", |c| Ok(format!("{}!", c.previous().first().unwrap())))
+    ///     .build()?;
+    /// assert_eq!(p.steps().len(), 2);
+    /// # Ok::<(), conveyor::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn task<F>(self, name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        F: Fn(&TaskContext<'_, T>) -> Result<T, TaskError> + Send + Sync + 'static,
+        T: 'static,
+    {
+        self.step(Task::from_fn(name, f))
+    }
+
+    /// Appends the step that `build` makes from an empty [`Step`]: add tasks
+    /// with [`Step::task`], and set its name, strategy, executor and edges.
+    /// A step given no name is named after its tasks, joined with `|`.
+    ///
+    /// ```
+    /// use conveyor::{EvaluationStrategy, Pipeline};
+    /// let p = Pipeline::<String>::builder("stats")
+    ///     .task("clean", |c| Ok(c.input().trim().to_owned()))
+    ///     .step_with(|s| {
+    ///         s.task("len", |c| Ok(c.previous().first().unwrap().len().to_string()))
+    ///             .task("words", |c| Ok(c.previous().first().unwrap().split(' ').count().to_string()))
+    ///             .strategy(EvaluationStrategy::AnyMustSucceed)
+    ///     })
+    ///     .build()?;
+    /// assert_eq!(p.steps()[1].name(), "len|words");
+    /// # Ok::<(), conveyor::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn step_with(self, build: impl FnOnce(Step<T>) -> Step<T>) -> Self {
+        self.step(build(Step::empty()))
+    }
+
+    /// Appends a step of one task that steers the flow: `f` returns a
+    /// [`Flow`], as in [`Task::flow_fn`].
+    #[must_use]
+    pub fn flow_task<F>(self, name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        F: Fn(&TaskContext<'_, T>) -> Result<Flow<T>, TaskError> + Send + Sync + 'static,
+        T: 'static,
+    {
+        self.step(Task::flow_fn(name, f))
+    }
+
     /// Checks the pipeline and builds it.
     ///
     /// # Errors
-    /// - [`PipelineError::EmptyPipeline`]: no steps;
-    /// - [`PipelineError::EmptyStep`]: a step without tasks;
-    /// - [`PipelineError::EmptyName`]: an empty pipeline, step or task name;
-    /// - [`PipelineError::DuplicateStep`] and [`PipelineError::DuplicateTask`]:
+    /// - [`BuildError::EmptyPipeline`]: no steps;
+    /// - [`BuildError::EmptyStep`]: a step without tasks;
+    /// - [`BuildError::EmptyName`]: an empty pipeline, step or task name;
+    /// - [`BuildError::DuplicateStep`] and [`BuildError::DuplicateTask`]:
     ///   names are not unique;
-    /// - [`PipelineError::InvalidThreshold`]: a step's strategy has a
+    /// - [`BuildError::InvalidThreshold`]: a step's strategy has a
     ///   threshold out of range;
-    /// - [`PipelineError::InvalidSwitch`]: a switch target outside 2 to 9;
-    /// - [`PipelineError::MissingStep`]: an edge to a step that does not
+    /// - [`BuildError::InvalidSwitch`]: a switch target outside 2 to 9;
+    /// - [`BuildError::MissingStep`]: an edge to a step that does not
     ///   exist;
-    /// - [`PipelineError::Cycle`]: edges that loop (loops are not allowed,
+    /// - [`BuildError::Cycle`]: edges that loop (loops are not allowed,
     ///   so every run ends);
-    /// - [`PipelineError::UnreachableStep`]: a step no path leads to.
-    pub fn build(self) -> Result<Pipeline<T>, PipelineError> {
+    /// - [`BuildError::UnreachableStep`]: a step no path leads to.
+    pub fn build(self) -> Result<Pipeline<T>, BuildError> {
         let pipeline = &self.name;
         if pipeline.is_empty() {
-            return Err(PipelineError::EmptyName {
+            return Err(BuildError::EmptyName {
                 pipeline: Arc::clone(pipeline),
-                what: "pipeline",
+                what: NameKind::Pipeline,
             });
         }
         if self.steps.is_empty() {
-            return Err(PipelineError::EmptyPipeline {
+            return Err(BuildError::EmptyPipeline {
                 pipeline: Arc::clone(pipeline),
             });
         }
@@ -350,30 +241,30 @@ impl<T> PipelineBuilder<T> {
         let mut tasks: HashMap<&str, &Arc<str>> = HashMap::new();
         for step in &self.steps {
             if step.tasks.is_empty() {
-                return Err(PipelineError::EmptyStep {
+                return Err(BuildError::EmptyStep {
                     pipeline: Arc::clone(pipeline),
                     step: Arc::clone(&step.name),
                 });
             }
             if step.name.is_empty() {
-                return Err(PipelineError::EmptyName {
+                return Err(BuildError::EmptyName {
                     pipeline: Arc::clone(pipeline),
-                    what: "step",
+                    what: NameKind::Step,
                 });
             }
             if steps.insert(&step.name, ()).is_some() {
-                return Err(PipelineError::DuplicateStep {
+                return Err(BuildError::DuplicateStep {
                     pipeline: Arc::clone(pipeline),
                     step: Arc::clone(&step.name),
                 });
             }
             step.strategy.validate().map_err(|e| match e {
-                PipelineError::InvalidThreshold {
+                BuildError::InvalidThreshold {
                     strategy,
                     value,
                     expected,
                     ..
-                } => PipelineError::InvalidThreshold {
+                } => BuildError::InvalidThreshold {
                     strategy,
                     value,
                     expected,
@@ -383,13 +274,13 @@ impl<T> PipelineBuilder<T> {
             })?;
             for task in step.tasks.iter() {
                 if task.name.is_empty() {
-                    return Err(PipelineError::EmptyName {
+                    return Err(BuildError::EmptyName {
                         pipeline: Arc::clone(pipeline),
-                        what: "task",
+                        what: NameKind::Task,
                     });
                 }
                 if let Some(first) = tasks.insert(&task.name, &step.name) {
-                    return Err(PipelineError::DuplicateTask {
+                    return Err(BuildError::DuplicateTask {
                         pipeline: Arc::clone(pipeline),
                         task: Arc::clone(&task.name),
                         first_step: Arc::clone(first),
@@ -421,6 +312,7 @@ impl<T> fmt::Debug for PipelineBuilder<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::strategy::EvaluationStrategy;
 
     fn t(name: &str) -> Task<u8> {
         Task::from_fn(name, |c| Ok(*c.input()))
@@ -429,13 +321,13 @@ mod tests {
     #[test]
     fn bad_pipelines_are_refused_with_context() {
         let err = Pipeline::<u8>::builder("p").build().unwrap_err();
-        assert!(matches!(err, PipelineError::EmptyPipeline { .. }));
+        assert!(matches!(err, BuildError::EmptyPipeline { .. }));
 
         let err = Pipeline::builder("p")
             .step(Vec::<Task<u8>>::new())
             .build()
             .unwrap_err();
-        assert!(matches!(err, PipelineError::EmptyStep { .. }), "{err}");
+        assert!(matches!(err, BuildError::EmptyStep { .. }), "{err}");
 
         let err = Pipeline::builder("p")
             .step([t("a")])
@@ -443,7 +335,7 @@ mod tests {
             .build()
             .unwrap_err();
         match err {
-            PipelineError::DuplicateTask {
+            BuildError::DuplicateTask {
                 task,
                 first_step,
                 second_step,
@@ -461,11 +353,17 @@ mod tests {
             .step(Step::new("s", [t("b")]))
             .build()
             .unwrap_err();
-        assert!(matches!(err, PipelineError::DuplicateStep { .. }));
+        assert!(matches!(err, BuildError::DuplicateStep { .. }));
 
         let err = Pipeline::builder("p").step([t("")]).build().unwrap_err();
         assert!(
-            matches!(err, PipelineError::EmptyName { what: "step", .. }),
+            matches!(
+                err,
+                BuildError::EmptyName {
+                    what: NameKind::Step,
+                    ..
+                }
+            ),
             "{err}"
         );
 
@@ -473,10 +371,22 @@ mod tests {
             .step(Step::new("s", [t("")]))
             .build()
             .unwrap_err();
-        assert!(matches!(err, PipelineError::EmptyName { what: "task", .. }));
+        assert!(matches!(
+            err,
+            BuildError::EmptyName {
+                what: NameKind::Task,
+                ..
+            }
+        ));
 
         let err = Pipeline::builder("").step([t("a")]).build().unwrap_err();
-        assert!(matches!(err, PipelineError::EmptyName { what: "pipeline", .. }));
+        assert!(matches!(
+            err,
+            BuildError::EmptyName {
+                what: NameKind::Pipeline,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -499,7 +409,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(p.step("b").unwrap().tasks().len(), 1);
-        assert!(matches!(p.step("zz"), Err(PipelineError::UnknownStep { .. })));
+        assert!(p.step("zz").is_none());
         assert_eq!(p.task_count(), 2);
     }
 }

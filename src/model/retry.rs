@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{PipelineError, TaskError};
+use crate::error::{BuildError, RetrySetting, TaskError};
 
 type RetryPredicate = dyn Fn(&TaskError) -> bool + Send + Sync;
 
@@ -40,7 +40,7 @@ type RetryPredicate = dyn Fn(&TaskError) -> bool + Send + Sync;
 /// assert_eq!(policy.delay(2, None), Duration::from_millis(20));
 /// assert_eq!(policy.delay(3, None), Duration::from_millis(40));
 /// assert!(RetryPolicy::builder().max_attempts(0).build().is_err());
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), conveyor::BuildError>(())
 /// ```
 #[derive(Clone)]
 pub struct RetryPolicy {
@@ -150,7 +150,7 @@ impl fmt::Debug for RetryPolicy {
 #[derive(Debug)]
 pub struct RetryPolicyBuilder {
     policy: RetryPolicy,
-    error: Option<PipelineError>,
+    error: Option<BuildError>,
 }
 
 impl RetryPolicyBuilder {
@@ -160,7 +160,7 @@ impl RetryPolicyBuilder {
     #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         if attempts == 0 {
-            self.fail("max_attempts", "0", "at least 1 attempt");
+            self.fail(RetrySetting::MaxAttempts, "0", "at least 1 attempt");
         }
         self.policy.max_attempts = attempts;
         self
@@ -173,21 +173,32 @@ impl RetryPolicyBuilder {
     /// Default: 0.01, 2.0, 1.0.
     #[must_use]
     pub fn backoff(mut self, initial_secs: f64, factor: f64, max_secs: f64) -> Self {
-        let ok = |v: f64| v.is_finite() && v >= 0.0;
-        if !ok(initial_secs) {
-            self.fail(
-                "backoff initial delay",
+        // `try_from_secs_f64` refuses what no `Duration` can hold (1e20 s),
+        // which `from_secs_f64` would panic on.
+        let secs = |v: f64| (v >= 0.0).then(|| Duration::try_from_secs_f64(v).ok()).flatten();
+        match (secs(initial_secs), secs(max_secs)) {
+            (None, _) => self.fail(
+                RetrySetting::InitialBackoff,
                 &initial_secs.to_string(),
-                "finite seconds ≥ 0",
-            );
-        } else if !(factor.is_finite() && factor >= 1.0) {
-            self.fail("backoff factor", &factor.to_string(), "a finite factor ≥ 1");
-        } else if !ok(max_secs) {
-            self.fail("backoff maximum", &max_secs.to_string(), "finite seconds ≥ 0");
-        } else {
-            self.policy.initial = Duration::from_secs_f64(initial_secs);
-            self.policy.factor = factor;
-            self.policy.max = Duration::from_secs_f64(max_secs);
+                "finite seconds ≥ 0 that a Duration can hold",
+            ),
+            _ if !(factor.is_finite() && factor >= 1.0) => {
+                self.fail(
+                    RetrySetting::BackoffFactor,
+                    &factor.to_string(),
+                    "a finite factor ≥ 1",
+                );
+            }
+            (_, None) => self.fail(
+                RetrySetting::MaxBackoff,
+                &max_secs.to_string(),
+                "finite seconds ≥ 0 that a Duration can hold",
+            ),
+            (Some(initial), Some(max)) => {
+                self.policy.initial = initial;
+                self.policy.factor = factor;
+                self.policy.max = max;
+            }
         }
         self
     }
@@ -201,7 +212,11 @@ impl RetryPolicyBuilder {
         if (0.0..=1.0).contains(&fraction) {
             self.policy.jitter = fraction;
         } else {
-            self.fail("jitter", &fraction.to_string(), "a fraction from 0 to 1");
+            self.fail(
+                RetrySetting::Jitter,
+                &fraction.to_string(),
+                "a fraction from 0 to 1",
+            );
         }
         self
     }
@@ -227,18 +242,19 @@ impl RetryPolicyBuilder {
     /// The policy.
     ///
     /// # Errors
-    /// [`PipelineError::InvalidRetry`] for the first bad setting: zero
-    /// attempts, a negative, infinite or NaN delay, a factor below 1, or a
+    /// [`BuildError::InvalidRetry`] for the first bad setting: zero
+    /// attempts, a negative, infinite or NaN delay or one too long for a
+    /// `Duration`, a factor below 1, or a
     /// jitter outside 0 to 1.
-    pub fn build(self) -> Result<RetryPolicy, PipelineError> {
+    pub fn build(self) -> Result<RetryPolicy, BuildError> {
         match self.error {
             Some(e) => Err(e),
             None => Ok(self.policy),
         }
     }
 
-    fn fail(&mut self, setting: &'static str, value: &str, expected: &'static str) {
-        self.error.get_or_insert(PipelineError::InvalidRetry {
+    fn fail(&mut self, setting: RetrySetting, value: &str, expected: &'static str) {
+        self.error.get_or_insert(BuildError::InvalidRetry {
             setting,
             value: value.to_owned(),
             expected,
@@ -282,7 +298,7 @@ mod tests {
             RetryPolicy::builder().backoff(0.1, 2.0, f64::INFINITY),
             RetryPolicy::builder().jitter(1.5),
         ] {
-            assert!(matches!(b.build(), Err(PipelineError::InvalidRetry { .. })));
+            assert!(matches!(b.build(), Err(BuildError::InvalidRetry { .. })));
         }
         let err = RetryPolicy::builder()
             .backoff(-1.0, 2.0, 1.0)
@@ -290,7 +306,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "retry backoff initial delay -1 is invalid: expected finite seconds ≥ 0"
+            "retry initial backoff -1 is invalid: expected finite seconds ≥ 0 that a Duration can hold"
         );
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::PipelineError;
+use crate::error::BuildError;
 
 /// The task outcomes of one step, as an evaluation strategy sees them.
 #[derive(Debug, Clone, Copy)]
@@ -124,9 +124,9 @@ impl EvaluationStrategy {
     /// At least `percent` percent of the tasks must succeed.
     ///
     /// # Errors
-    /// [`PipelineError::InvalidThreshold`] when `percent` is not a number
+    /// [`BuildError::InvalidThreshold`] when `percent` is not a number
     /// between 0 and 100.
-    pub fn at_least_percent(percent: f64) -> Result<Self, PipelineError> {
+    pub fn at_least_percent(percent: f64) -> Result<Self, BuildError> {
         let s = Self::AtLeastPercent(percent);
         s.validate()?;
         Ok(s)
@@ -143,12 +143,12 @@ impl EvaluationStrategy {
     /// Checks the strategy's parameters.
     ///
     /// # Errors
-    /// [`PipelineError::InvalidThreshold`] for a percentage outside 0 to 100
+    /// [`BuildError::InvalidThreshold`] for a percentage outside 0 to 100
     /// or one that is not a number.
-    pub fn validate(&self) -> Result<(), PipelineError> {
+    pub fn validate(&self) -> Result<(), BuildError> {
         match self {
-            Self::AtLeastPercent(p) if !(0.0..=100.0).contains(p) => Err(PipelineError::InvalidThreshold {
-                strategy: self.name().into(),
+            Self::AtLeastPercent(p) if !(0.0..=100.0).contains(p) => Err(BuildError::InvalidThreshold {
+                strategy: "at_least_percent",
                 value: p.to_string(),
                 expected: "a percentage from 0 to 100",
                 step: None,
@@ -313,7 +313,7 @@ mod tests {
         assert!(!eval(&s, &[true, false, false]));
         for bad in [-1.0, 100.5, f64::NAN] {
             let err = EvaluationStrategy::at_least_percent(bad).unwrap_err();
-            assert!(matches!(err, PipelineError::InvalidThreshold { .. }), "{bad}");
+            assert!(matches!(err, BuildError::InvalidThreshold { .. }), "{bad}");
         }
     }
 

@@ -92,7 +92,7 @@ pub trait Event<T>: Send + Sync {
     ///
     /// # Errors
     /// Whatever the task decides is a failure; the engine records it as
-    /// [`PipelineError::TaskFailed`](crate::PipelineError::TaskFailed) with
+    /// [`TaskFailure::Failed`](crate::TaskFailure::Failed) with
     /// the task's name, its step and the attempt.
     fn run(&self, ctx: &TaskContext<'_, T>) -> Result<T, TaskError>;
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::PipelineError;
+use crate::error::RunError;
 use crate::ids::{ContextId, IdMap};
 use crate::records::context::ExecutionContext;
 
@@ -44,9 +44,9 @@ impl<T> ExecutionChain<T> {
     /// Appends `context` at the tail.
     ///
     /// # Errors
-    /// [`PipelineError::DuplicateContext`] when a context with the same id is
+    /// [`RunError::DuplicateContext`] when a context with the same id is
     /// already linked.
-    pub fn push(&mut self, context: ExecutionContext<T>) -> Result<(), PipelineError> {
+    pub fn push(&mut self, context: ExecutionContext<T>) -> Result<(), RunError> {
         let tail = self.tail;
         self.insert_after(tail, context)
     }
@@ -55,24 +55,24 @@ impl<T> ExecutionChain<T> {
     /// between `previous` and whatever followed it.
     ///
     /// # Errors
-    /// [`PipelineError::UnknownContext`] when `previous` is not in the chain,
-    /// and [`PipelineError::DuplicateContext`] when a context with the same
+    /// [`RunError::UnknownContext`] when `previous` is not in the chain,
+    /// and [`RunError::DuplicateContext`] when a context with the same
     /// id is already linked: a context is never linked twice.
     pub fn insert_after(
         &mut self,
         previous: Option<ContextId>,
         context: ExecutionContext<T>,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<(), RunError> {
         let id = context.id;
         if self.nodes.contains_key(&id) {
-            return Err(PipelineError::DuplicateContext { context: id });
+            return Err(RunError::DuplicateContext { context: id });
         }
         let next = match previous {
             Some(p) => {
-                let node = self.nodes.get_mut(&p).ok_or(PipelineError::UnknownContext {
-                    context: p,
-                    place: "chain",
-                })?;
+                let node = self
+                    .nodes
+                    .get_mut(&p)
+                    .ok_or(RunError::UnknownContext { context: p })?;
                 node.next.replace(id)
             }
             None => self.head.replace(id),
@@ -302,10 +302,10 @@ mod tests {
         let err = chain
             .insert_after(Some(ContextId::from(9)), ctx(4, &[]))
             .unwrap_err();
-        assert!(matches!(err, PipelineError::UnknownContext { .. }));
+        assert!(matches!(err, RunError::UnknownContext { .. }));
         assert!(matches!(
             chain.push(ctx(2, &[])),
-            Err(PipelineError::DuplicateContext { .. })
+            Err(RunError::DuplicateContext { .. })
         ));
         assert_eq!(chain.len(), 4);
     }

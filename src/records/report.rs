@@ -4,10 +4,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorRecord, PipelineError};
-use crate::facade::run::Run;
+use crate::error::{ErrorRecord, RunError, TaskFailure};
 use crate::ids::ContextId;
 use crate::model::strategy::EvaluationResult;
+use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
 use crate::records::metrics::TaskMetrics;
 use crate::status::ExecutionStatus;
@@ -134,13 +134,10 @@ impl RunReport {
     /// The report as pretty-printed JSON.
     ///
     /// # Errors
-    /// [`PipelineError::Serialize`]; it does not happen with serde_json,
-    /// whose only failures are on types a report does not contain.
-    pub fn to_json(&self) -> Result<String, PipelineError> {
-        serde_json::to_string_pretty(self).map_err(|e| PipelineError::Serialize {
-            what: "report",
-            message: e.to_string(),
-        })
+    /// serde_json's error; it does not happen with serde_json, whose only
+    /// failures are on types a report does not contain.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
     }
 
     /// The step report of the latest context that ran `step`.
@@ -162,7 +159,7 @@ impl StepReport {
             finished_us: micros(m.finished),
             duration_us: micros(m.duration()),
             evaluation: c.evaluation().cloned(),
-            errors: c.state().errors().iter().map(PipelineError::record).collect(),
+            errors: c.state().errors().iter().map(TaskFailure::record).collect(),
             tasks: m.tasks.iter().map(TaskReport::of).collect(),
         }
     }
@@ -183,15 +180,22 @@ impl TaskReport {
     }
 }
 
-impl<T> Run<T> {
-    /// The run as a [`RunReport`], ready for [`RunReport::to_json`].
-    #[must_use]
-    pub fn report(&self) -> RunReport {
-        let steps: Vec<StepReport> = self
-            .chain
+impl RunReport {
+    /// The report of a run of `pipeline` whose contexts are `chain`, the
+    /// first `restored` of them from an earlier run;
+    /// [`Run::report`](crate::Run::report) calls it.
+    pub(crate) fn of_run<T>(
+        pipeline: &str,
+        status: ExecutionStatus,
+        chain: &ExecutionChain<T>,
+        restored: usize,
+        failure: Option<&RunError>,
+        duration: Duration,
+    ) -> Self {
+        let steps: Vec<StepReport> = chain
             .iter()
             .enumerate()
-            .map(|(i, c)| StepReport::of(c, i < self.restored))
+            .map(|(i, c)| StepReport::of(c, i < restored))
             .collect();
         let totals = Totals {
             steps: steps.len(),
@@ -205,22 +209,21 @@ impl<T> Run<T> {
         };
         // This run's start: restored contexts carry the start of the run
         // that saved them.
-        let started_at_unix_ms = self
-            .chain
+        let started_at_unix_ms = chain
             .iter()
-            .nth(self.restored)
-            .or_else(|| self.chain.head())
+            .nth(restored)
+            .or_else(|| chain.head())
             .and_then(|c| c.metrics().run_started_at)
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         RunReport {
             report: REPORT_FORMAT,
-            pipeline: self.pipeline.to_string(),
-            status: self.status,
+            pipeline: pipeline.to_owned(),
+            status,
             started_at_unix_ms,
-            duration_us: micros(self.duration),
-            restored: self.restored,
-            failure: self.failure.as_ref().map(PipelineError::record),
+            duration_us: micros(duration),
+            restored,
+            failure: failure.map(RunError::record),
             totals,
             steps,
         }

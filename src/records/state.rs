@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::PipelineError;
+use crate::error::TaskFailure;
 use crate::records::results::ResultSet;
 use crate::status::ExecutionStatus;
 
@@ -22,7 +22,7 @@ pub struct ExecutionState<T> {
     status: ExecutionStatus,
     // `None` while there are no errors, the common case, so that a state
     // costs no allocation beyond its own `Arc`.
-    errors: Option<Arc<[PipelineError]>>,
+    errors: Option<Arc<[TaskFailure]>>,
     results: ResultSet<T>,
 }
 
@@ -45,7 +45,7 @@ impl<T> ExecutionState<T> {
 
     /// The errors of the context's tasks, in declaration order.
     #[must_use]
-    pub fn errors(&self) -> &[PipelineError] {
+    pub fn errors(&self) -> &[TaskFailure] {
         self.errors.as_deref().unwrap_or_default()
     }
 
@@ -68,13 +68,13 @@ impl<T> ExecutionState<T> {
 
     /// The same state with one more error.
     #[must_use]
-    pub fn with_error(&self, error: PipelineError) -> Self {
+    pub fn with_error(&self, error: TaskFailure) -> Self {
         self.with_errors(std::iter::once(error))
     }
 
     /// The same state with more errors appended.
     #[must_use]
-    pub fn with_errors(&self, errors: impl IntoIterator<Item = PipelineError>) -> Self {
+    pub fn with_errors(&self, errors: impl IntoIterator<Item = TaskFailure>) -> Self {
         let mut errors = errors.into_iter().peekable();
         if errors.peek().is_none() {
             return self.clone();
@@ -130,7 +130,10 @@ mod tests {
     #[test]
     fn with_methods_leave_the_original_alone() {
         let s0 = ExecutionState::<u8>::new();
-        let err = PipelineError::EmptyExecutorName;
+        let err = TaskFailure::Lost {
+            task: "t".into(),
+            step: "s".into(),
+        };
         let s1 = s0.with_error(err.clone()).with_error(err);
         let s2 = s1.with_results(ResultSet::from_entries(vec![("t".into(), 7)]));
         assert!(s0.errors().is_empty());

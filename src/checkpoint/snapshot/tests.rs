@@ -1,7 +1,7 @@
 use super::*;
 use crate::error::TaskError;
 use crate::facade::executor::PipelineExecutor;
-use crate::model::pipeline::Step;
+use crate::model::step::Step;
 use crate::model::strategy::EvaluationStrategy;
 use crate::records::metrics::TaskMetrics;
 use proptest::prelude::*;
@@ -64,7 +64,11 @@ proptest! {
         let json = serde_json::to_string(&record).unwrap();
         let back: ErrorRecord = serde_json::from_str(&json).unwrap();
         prop_assert_eq!(&back, &record);
-        prop_assert_eq!(back.into_error().record(), record);
+        let named = record.task.is_some() && record.step.is_some();
+        match back.into_failure() {
+            Some(failure) => prop_assert_eq!(failure.record(), record),
+            None => prop_assert!(!named),
+        }
     }
 
     #[test]
@@ -83,12 +87,13 @@ proptest! {
     fn states_round_trip(status in statuses(), errors in proptest::collection::vec(records(), 0..4), entries in results()) {
         let state = ExecutionState::new()
             .with_status(status)
-            .with_errors(errors.iter().cloned().map(ErrorRecord::into_error))
+            .with_errors(errors.iter().cloned().filter_map(ErrorRecord::into_failure))
             .with_results(result_set(&entries));
         let json = state_json(&state);
         let back: ExecutionState<f64> = serde_json::from_str(&json).unwrap();
         prop_assert_eq!(back.status(), status);
-        prop_assert_eq!(back.errors().iter().map(PipelineError::record).collect::<Vec<_>>(), errors);
+        let kept: Vec<ErrorRecord> = errors.into_iter().filter(|r| r.task.is_some() && r.step.is_some()).collect();
+        prop_assert_eq!(back.errors().iter().map(TaskFailure::record).collect::<Vec<_>>(), kept);
         prop_assert_eq!(state_json(&back), json);
     }
 
@@ -146,22 +151,39 @@ fn duplicate_result_names_are_refused() {
 
 #[test]
 fn every_error_kind_is_snake_case_and_survives_a_record() {
-    let errors = [
-        PipelineError::EmptyPipeline { pipeline: "p".into() },
-        PipelineError::ZeroThreads { executor: "x".into() },
-        PipelineError::TaskLost {
+    let failures = [
+        TaskFailure::Lost {
             task: "t".into(),
             step: "s".into(),
         },
-        PipelineError::UnknownStep {
+        TaskFailure::Cancelled {
+            task: "t".into(),
+            step: "s".into(),
+            attempts: 2,
+        },
+    ];
+    for e in failures {
+        let record = e.record();
+        assert!(
+            record.kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{}",
+            record.kind
+        );
+        let back = record.clone().into_failure().unwrap();
+        assert_eq!(back.record(), record);
+        assert_eq!(back.message(), e.message());
+    }
+    let errors = [
+        crate::RunError::from(crate::BuildError::EmptyPipeline { pipeline: "p".into() }),
+        crate::RunError::UnknownStep {
             pipeline: "p".into(),
             step: "s".into(),
         },
-        PipelineError::CheckpointVersion {
+        crate::RunError::from(CheckpointError::Version {
             path: None,
             expected: 1,
             found: 2,
-        },
+        }),
     ];
     for e in errors {
         let record = e.record();
@@ -171,9 +193,6 @@ fn every_error_kind_is_snake_case_and_survives_a_record() {
             record.kind
         );
         assert_eq!(record.message, e.to_string());
-        let back = record.clone().into_error();
-        assert_eq!(back.record(), record);
-        assert_eq!(back.to_string(), e.to_string());
     }
 }
 
@@ -200,17 +219,29 @@ fn a_real_chain_round_trips_and_restores() {
     let snapshots: Vec<ContextSnapshot<f64>> = serde_json::from_str(&json).unwrap();
     assert_eq!(snapshots.len(), 2);
     assert_eq!(&*snapshots[1].tasks[1], "fail");
-    let chain = ExecutionChain::restore(snapshots, &p).unwrap();
-    assert_eq!(serde_json::to_string(&chain).unwrap(), json);
+    let chain = restore(snapshots, &p).unwrap();
+    // Everything but the ids, which are fresh.
+    let without_ids = |json: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v.as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .for_each(|c| drop(c.as_object_mut().unwrap().remove("id")));
+        v
+    };
+    assert_eq!(
+        without_ids(&serde_json::to_string(&chain).unwrap()),
+        without_ids(&json)
+    );
     let tail = chain.tail().unwrap();
     assert_eq!(tail.state().results().get("half"), Some(&1.5));
     assert!(matches!(
         tail.state().errors()[0],
-        PipelineError::TaskFailed { attempt: 1, .. }
+        TaskFailure::Failed { attempt: 1, .. }
     ));
     assert_eq!(tail.tasks().len(), 2);
-    // Contexts made after a restore never reuse a restored id.
-    assert!(ContextId::next() > tail.id());
+    // Restored contexts get fresh ids, so they never collide with live ones.
+    assert!(run.chain().iter().all(|c| c.id() != tail.id()));
 }
 
 #[test]
@@ -229,12 +260,12 @@ fn restoring_into_another_pipeline_is_refused() {
         ))
         .build()
         .unwrap();
-    let err = ExecutionChain::restore(run.chain().snapshot(), &other).unwrap_err();
-    assert!(matches!(err, PipelineError::UnknownStep { .. }), "{err}");
+    let err = restore(snapshot(run.chain()), &other).unwrap_err();
+    assert!(matches!(err, CheckpointError::SnapshotMismatch { .. }), "{err}");
     let renamed = Pipeline::builder("q")
         .step([Task::from_fn("load", |c| Ok(*c.input()))])
         .build()
         .unwrap();
-    let err = ExecutionChain::restore(run.chain().snapshot(), &renamed).unwrap_err();
-    assert!(matches!(err, PipelineError::SnapshotMismatch { .. }), "{err}");
+    let err = restore(snapshot(run.chain()), &renamed).unwrap_err();
+    assert!(matches!(err, CheckpointError::SnapshotMismatch { .. }), "{err}");
 }

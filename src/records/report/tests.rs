@@ -1,4 +1,5 @@
 use super::*;
+use crate::Run;
 use crate::error::TaskError;
 use crate::facade::executor::PipelineExecutor;
 use crate::model::pipeline::Pipeline;

@@ -1,0 +1,288 @@
+//! Steps: groups of tasks that run in parallel, with their flow edges.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::flow::{Edges, Flow, SWITCHES};
+use super::strategy::EvaluationStrategy;
+use super::task::{ExecutorRef, Task, TaskContext};
+use crate::error::TaskError;
+
+/// A group of tasks that run in parallel, judged by one strategy, with
+/// edges that say where the run goes next.
+///
+/// Each run of a step gets exactly one
+/// [`ExecutionContext`](crate::ExecutionContext).
+///
+/// # Flow
+/// Without edges, steps run in the order they were declared. A step can
+/// branch on its outcome ([`on_success`](Self::on_success),
+/// [`on_failure`](Self::on_failure): the original's descriptors 1 and 0)
+/// or on a switch target (2 to 9) that one of its tasks picks by returning
+/// [`Flow::Switch`](crate::Flow::Switch) ([`on_switch`](Self::on_switch)).
+/// A step that an edge leads to is part of a branch: it does not fall
+/// through to the next declared step, but continues along its own
+/// [`then`](Self::then) edge, and when the branch ends the run goes on at
+/// the branching step's [`sink`](Self::sink), whichever branch ran. A failed
+/// step without a failure branch aborts the run.
+pub struct Step<T> {
+    pub(crate) name: Arc<str>,
+    pub(crate) tasks: Arc<[Task<T>]>,
+    pub(crate) strategy: EvaluationStrategy,
+    pub(crate) edges: Edges,
+    pub(crate) timeout: Option<Duration>,
+    /// Whether the name follows the tasks (`of`, `step_with`), so adding a
+    /// task renames the step.
+    named_by_tasks: bool,
+}
+
+impl<T> Step<T> {
+    /// A step named `name` running `tasks`.
+    pub fn new(name: impl Into<Arc<str>>, tasks: impl IntoIterator<Item = Task<T>>) -> Self {
+        Self {
+            name: name.into(),
+            tasks: tasks.into_iter().collect(),
+            strategy: EvaluationStrategy::default(),
+            edges: Edges::default(),
+            timeout: None,
+            named_by_tasks: false,
+        }
+    }
+
+    /// A step with no tasks and no name, for [`PipelineBuilder::step_with`](crate::PipelineBuilder::step_with):
+    /// its name, when none is set, comes from its tasks.
+    pub(crate) fn empty() -> Self {
+        Self {
+            named_by_tasks: true,
+            ..Self::new("", [])
+        }
+    }
+
+    /// Adds a task named `name` that runs `f`; `T` is known here, so the
+    /// closure needs no annotations.
+    #[must_use]
+    pub fn task<F>(self, name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        F: Fn(&TaskContext<'_, T>) -> Result<T, TaskError> + Send + Sync + 'static,
+        T: 'static,
+    {
+        self.with(Task::from_fn(name, f))
+    }
+
+    /// Adds a task that steers the flow, as [`Task::flow_fn`].
+    #[must_use]
+    pub fn flow_task<F>(self, name: impl Into<Arc<str>>, f: F) -> Self
+    where
+        F: Fn(&TaskContext<'_, T>) -> Result<Flow<T>, TaskError> + Send + Sync + 'static,
+        T: 'static,
+    {
+        self.with(Task::flow_fn(name, f))
+    }
+
+    /// Adds a task built elsewhere. Each call copies the step's task list
+    /// (a few pointers a task); build steps of thousands of tasks with
+    /// [`Step::new`] or [`Step::of`] from an iterator instead.
+    #[must_use]
+    pub fn with(mut self, task: Task<T>) -> Self {
+        let mut tasks: Vec<Task<T>> = self.tasks.iter().cloned().collect();
+        tasks.push(task);
+        self.tasks = tasks.into();
+        if self.named_by_tasks {
+            self.name = name_of(&self.tasks).into();
+        }
+        self
+    }
+
+    /// Names the step.
+    ///
+    /// Default: the names of its tasks, joined with `|`.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self.named_by_tasks = false;
+        self
+    }
+
+    /// Runs every task of the step that names no executor of its own on the
+    /// executor registered as `name`.
+    ///
+    /// Default: each task's own choice, else the executor's default.
+    #[must_use]
+    pub fn on(mut self, name: impl Into<Arc<str>>) -> Self {
+        let name: Arc<str> = name.into();
+        self.tasks = self
+            .tasks
+            .iter()
+            .map(|t| match t.executor {
+                ExecutorRef::Default => t.clone().on(Arc::clone(&name)),
+                _ => t.clone(),
+            })
+            .collect();
+        self
+    }
+
+    /// A step named after its tasks, joined with `|` (`"stats|hash"`).
+    /// Task names are unique in a pipeline, so these names are too.
+    pub fn of(tasks: impl IntoIterator<Item = Task<T>>) -> Self {
+        let tasks: Arc<[Task<T>]> = tasks.into_iter().collect();
+        Self {
+            name: name_of(&tasks).into(),
+            tasks,
+            strategy: EvaluationStrategy::default(),
+            edges: Edges::default(),
+            timeout: None,
+            named_by_tasks: true,
+        }
+    }
+
+    /// How the step's outcomes decide whether it succeeded.
+    ///
+    /// Default: [`EvaluationStrategy::AllMustSucceed`].
+    #[must_use]
+    pub fn strategy(mut self, strategy: EvaluationStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Where the run goes when this step succeeds and no task picked a
+    /// switch target (the original's descriptor 1).
+    ///
+    /// Default: the next step.
+    #[must_use]
+    pub fn on_success(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.on_success = Some(step.into());
+        self
+    }
+
+    /// Where the run goes when this step fails (the original's descriptor
+    /// 0); the run then goes on instead of aborting.
+    ///
+    /// Default: none; a failure aborts the run.
+    #[must_use]
+    pub fn on_failure(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.on_failure = Some(step.into());
+        self
+    }
+
+    /// Where the run goes when a task of this step returns
+    /// [`Flow::Switch`](crate::Flow::Switch)`(target, _)`. Targets are 2 to
+    /// 9; any other number is reported by [`PipelineBuilder::build`] as
+    /// [`BuildError::InvalidSwitch`](crate::BuildError::InvalidSwitch).
+    ///
+    /// Default: no switch targets.
+    #[must_use]
+    pub fn on_switch(mut self, target: u8, step: impl Into<Arc<str>>) -> Self {
+        match usize::from(target)
+            .checked_sub(2)
+            .filter(|_| SWITCHES.contains(&target))
+        {
+            Some(slot) => self.edges.switch[slot] = Some(step.into()),
+            None => {
+                self.edges.invalid_switch.get_or_insert(target);
+            }
+        }
+        self
+    }
+
+    /// The step to run after this step, overriding declaration order; the
+    /// way to make a branch longer than one step.
+    ///
+    /// Default: the next declared step that no edge leads to, or, for a
+    /// step inside a branch, the end of the branch.
+    #[must_use]
+    pub fn then(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.then = Some(step.into());
+        self
+    }
+
+    /// The step that runs when the branch this step took has ended,
+    /// whichever branch it was.
+    ///
+    /// Default: none.
+    #[must_use]
+    pub fn sink(mut self, step: impl Into<Arc<str>>) -> Self {
+        self.edges.sink = Some(step.into());
+        self
+    }
+
+    /// A deadline for each run of this step, counted from its start. When it
+    /// passes, `execute` returns [`RunError::Timeout`](crate::RunError::Timeout) at once: tasks
+    /// not yet started are skipped, and a task still running keeps its
+    /// thread until it returns (threads cannot be killed safely), so a pool
+    /// has one thread fewer until then. The deadline is watched from the
+    /// calling thread; an inline task runs on that thread, so it cannot be
+    /// interrupted, and the deadline is checked between inline tasks.
+    ///
+    /// Default: none.
+    #[must_use]
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// The step's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The step's tasks, in declaration order.
+    #[must_use]
+    pub fn tasks(&self) -> &[Task<T>] {
+        &self.tasks
+    }
+
+    /// The step's evaluation strategy.
+    #[must_use]
+    pub fn evaluation_strategy(&self) -> &EvaluationStrategy {
+        &self.strategy
+    }
+}
+
+fn name_of<T>(tasks: &[Task<T>]) -> String {
+    tasks.iter().map(Task::name).collect::<Vec<_>>().join("|")
+}
+
+impl<T> Clone for Step<T> {
+    fn clone(&self) -> Self {
+        Self {
+            name: Arc::clone(&self.name),
+            tasks: Arc::clone(&self.tasks),
+            strategy: self.strategy.clone(),
+            edges: self.edges.clone(),
+            timeout: self.timeout,
+            named_by_tasks: self.named_by_tasks,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Step<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("name", &self.name)
+            .field("tasks", &self.tasks)
+            .field("strategy", &self.strategy)
+            .field("edges", &self.edges)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl<T, const N: usize> From<[Task<T>; N]> for Step<T> {
+    fn from(tasks: [Task<T>; N]) -> Self {
+        Self::of(tasks)
+    }
+}
+
+impl<T> From<Vec<Task<T>>> for Step<T> {
+    fn from(tasks: Vec<Task<T>>) -> Self {
+        Self::of(tasks)
+    }
+}
+
+impl<T> From<Task<T>> for Step<T> {
+    fn from(task: Task<T>) -> Self {
+        Self::of([task])
+    }
+}
