@@ -165,7 +165,7 @@ fn build_pool(threads: usize, label: &str, site: ExecutorSite) -> Result<Arc<Thr
         .map_err(|e| BuildError::PoolBuild {
             executor: site,
             threads,
-            cause: Arc::new(e),
+            cause: crate::error::Cause::new(e),
         })
 }
 

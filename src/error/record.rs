@@ -1,12 +1,11 @@
 //! Failures and run errors as plain, serialisable data.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::run::RunError;
-use super::task::{Message, TaskFailure};
+use super::task::{Cause, Message, TaskFailure};
 
 /// A [`TaskFailure`] or [`RunError`] as plain data: what reports and
 /// checkpoints hold.
@@ -61,7 +60,7 @@ impl ErrorRecord {
                 task: task.into(),
                 step: step.into(),
                 attempt,
-                cause: Arc::new(Message(self.message)),
+                cause: Cause::new(Message(self.message)),
             },
             ("task_panicked", Some(attempt)) => TaskFailure::Panicked {
                 task: task.into(),

@@ -8,8 +8,46 @@ use std::time::Duration;
 
 use super::run::DeadlineScope;
 
-/// A shared, thread-safe error cause.
-pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
+/// A shared, thread-safe error cause: what `source()` gives.
+///
+/// It derefs to the error itself, so `source()` of an error holding it
+/// returns the original error (a `downcast_ref` finds its type), not a
+/// wrapper around it.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn StdError + Send + Sync + 'static>);
+
+impl Cause {
+    /// Shares `error` as a cause.
+    pub fn new(error: impl StdError + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl From<Box<dyn StdError + Send + Sync + 'static>> for Cause {
+    fn from(error: Box<dyn StdError + Send + Sync + 'static>) -> Self {
+        Self(Arc::from(error))
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = dyn StdError + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
 
 /// The error a task returns.
 ///
@@ -39,7 +77,7 @@ impl TaskError {
     /// An error with just a message.
     pub fn msg(message: impl fmt::Display) -> Self {
         Self {
-            cause: Arc::new(Message(message.to_string())),
+            cause: Cause::new(Message(message.to_string())),
             stop: false,
         }
     }
@@ -77,7 +115,7 @@ impl TaskError {
 impl<E: Into<Box<dyn StdError + Send + Sync + 'static>>> From<E> for TaskError {
     fn from(e: E) -> Self {
         Self {
-            cause: Arc::from(e.into()),
+            cause: Cause::from(e.into()),
             stop: false,
         }
     }

@@ -353,6 +353,10 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         let steps = pipeline.steps();
         let graph = &pipeline.inner.graph;
         let mut tail = chain.tail().map(ExecutionContext::id);
+        // Set once a step fails with no failure branch: the pending sinks
+        // still run, like `finally` blocks, and the run then ends aborted
+        // with this first failure.
+        let mut unwinding: Option<RunError> = None;
         loop {
             let step = &steps[at];
             if scope.cancel.is_some_and(CancelToken::is_cancelled) {
@@ -375,6 +379,16 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 return Err(timeout(step, deadline, state.errors().to_vec()));
             }
             previous = state.results().clone();
+            if let Some(failure) = unwinding.take() {
+                match sinks.pop() {
+                    Some(sink) => {
+                        unwinding = Some(failure);
+                        at = sink;
+                        continue;
+                    }
+                    None => return Ok((ExecutionStatus::Aborted, previous, Some(failure))),
+                }
+            }
             let verdict = match end.status {
                 ExecutionStatus::Cancelled => {
                     let by = end.stop.map_or(CancelledBy::Token, CancelledBy::Task);
@@ -414,7 +428,14 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                         evaluation.total,
                         state.errors().to_vec(),
                     );
-                    return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
+                    sinks.extend(graph.sink(at));
+                    match sinks.pop() {
+                        Some(sink) => {
+                            unwinding = Some(failure);
+                            at = sink;
+                        }
+                        None => return Ok((ExecutionStatus::Aborted, previous, Some(failure))),
+                    }
                 }
                 Err(target) => {
                     let task = end

@@ -227,6 +227,11 @@ impl FlowGraph {
         Ok(())
     }
 
+    /// The sink declared on `step`, if any.
+    pub(crate) fn sink(&self, step: usize) -> Option<usize> {
+        self.routes[step].sink
+    }
+
     /// The step after `step`, given how it ended. Taking a branch pushes the
     /// step's sink, which runs when the branch reaches its end; that is
     /// what makes a sink after a branch at the root run (the original lost

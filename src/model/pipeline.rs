@@ -214,6 +214,7 @@ impl<T> PipelineBuilder<T> {
     /// - [`BuildError::EmptyPipeline`]: no steps;
     /// - [`BuildError::EmptyStep`]: a step without tasks;
     /// - [`BuildError::EmptyName`]: an empty pipeline, step or task name;
+    /// - [`BuildError::InvalidName`]: a name holding a control character;
     /// - [`BuildError::DuplicateStep`] and [`BuildError::DuplicateTask`]:
     ///   names are not unique;
     /// - [`BuildError::InvalidThreshold`]: a step's strategy has a
@@ -236,6 +237,26 @@ impl<T> PipelineBuilder<T> {
             return Err(BuildError::EmptyPipeline {
                 pipeline: Arc::clone(pipeline),
             });
+        }
+        let controlled = |what: NameKind, name: &str| {
+            // Thread names, logs and reports cannot carry control characters,
+            // and a NUL would make spawning a named thread panic.
+            name.chars()
+                .any(char::is_control)
+                .then(|| BuildError::InvalidName {
+                    what,
+                    name: name.to_owned(),
+                })
+        };
+        if let Some(e) = controlled(NameKind::Pipeline, pipeline) {
+            return Err(e);
+        }
+        for step in &self.steps {
+            let names = std::iter::once((NameKind::Step, &*step.name))
+                .chain(step.tasks.iter().map(|t| (NameKind::Task, &*t.name)));
+            if let Some(e) = names.filter_map(|(what, name)| controlled(what, name)).next() {
+                return Err(e);
+            }
         }
         let mut steps: HashMap<&str, ()> = HashMap::with_capacity(self.steps.len());
         let mut tasks: HashMap<&str, &Arc<str>> = HashMap::new();

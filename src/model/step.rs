@@ -197,7 +197,11 @@ impl<T> Step<T> {
     }
 
     /// The step that runs when the branch this step took has ended,
-    /// whichever branch it was.
+    /// whichever branch it was, like a `finally` block: it also runs when a
+    /// step inside the branch fails, or when this step fails with no
+    /// failure branch. After a failure, only pending sinks run (each on its
+    /// own, innermost first), and the run still ends `Aborted`, reporting
+    /// the first failure.
     ///
     /// Default: none.
     #[must_use]
