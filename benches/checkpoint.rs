@@ -4,10 +4,8 @@
 
 use std::hint::black_box;
 
-use conveyor::{
-    CheckpointStore, ExecutorConfig, FileCheckpointStore, MemoryCheckpointStore, Pipeline, PipelineExecutor,
-    Task,
-};
+use conveyor::checkpoint::{CheckpointStore, FileCheckpointStore, MemoryCheckpointStore};
+use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 const STEPS: usize = 8;

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use conveyor::checkpoint::FileCheckpointStore;
+use conveyor::signal::ContextEvent;
 use conveyor::{
-    ContextEvent, ExecutorConfig, FileCheckpointStore, Observer, Pipeline, PipelineExecutor, Step, Task,
-    TaskContext, TaskError,
+    BuildError, ExecutorConfig, Observer, Pipeline, PipelineExecutor, RunError, Step, Task, TaskContext,
+    TaskError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -299,7 +301,7 @@ fn report(ctx: &TaskContext<'_, Data>) -> Result<Data, TaskError> {
     Ok(Data::Report(out))
 }
 
-fn pipeline(shards: usize) -> Result<Pipeline<Data>, conveyor::PipelineError> {
+fn pipeline(shards: usize) -> Result<Pipeline<Data>, BuildError> {
     let generate = (0..shards)
         .map(|shard| Task::from_fn(format!("generate-{shard}"), move |ctx| generate(ctx, shard)).on("cpu"));
     Pipeline::builder("batch")
@@ -334,6 +336,18 @@ impl Observer for AbortIn {
     }
 }
 
+/// An error and its causes, one after another: `Display` of an error says
+/// only what went wrong at its level, and its `source()` says why.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let _ = write!(text, ": {e}");
+        cause = e.source();
+    }
+    text
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -354,7 +368,7 @@ fn main() -> ExitCode {
     if let Some(step) = &args.abort_in {
         builder = builder.observer(AbortIn(step.clone()));
     }
-    let run = builder.build().and_then(|executor| {
+    let run = builder.build().map_err(RunError::from).and_then(|executor| {
         let input = Data::Job {
             records: args.records,
             shards: args.shards,
@@ -369,7 +383,7 @@ fn main() -> ExitCode {
     let run = match run {
         Ok(run) => run,
         Err(e) => {
-            eprintln!("batch: {e}");
+            eprintln!("batch: {}", with_causes(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -426,7 +440,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("batch: {e}");
             for error in run.errors() {
-                eprintln!("  {error}");
+                eprintln!("  {}", with_causes(error));
             }
             ExitCode::FAILURE
         }

@@ -16,10 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conveyor::{
-    BenchmarkEvent, BenchmarkObserver, Comparison, CustomExecutor, ExecutorConfig, Job, Pipeline,
-    PipelineExecutor, StrategyBenchmark, Task, Timeline,
-};
+use conveyor::bench::{BenchmarkEvent, BenchmarkObserver, Comparison, StrategyBenchmark, Timeline};
+use conveyor::{CustomExecutor, ExecutorConfig, Job, Pipeline, PipelineExecutor, Task};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::json;

@@ -11,43 +11,31 @@
 //! # Quick start
 //!
 //! ```
-//! use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task, TaskError};
-//!
-//! #[derive(Debug, Clone, PartialEq)]
-//! enum Value { Text(String), Words(Vec<String>), Count(usize) }
-//!
-//! fn words(text: &Value) -> Result<Vec<String>, TaskError> {
-//!     match text {
-//!         Value::Text(t) => Ok(t.split_whitespace().map(str::to_owned).collect()),
-//!         other => Err(TaskError::msg(format!("expected text, got {other:?}"))),
-//!     }
-//! }
+//! use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, TaskError};
 //!
 //! let executor = PipelineExecutor::builder()
 //!     .executor("cpu", ExecutorConfig::pool(2))
 //!     .build()?;
-//! let pipeline = Pipeline::builder("words")
-//!     .step([Task::from_fn("split", |c| Ok(Value::Words(words(c.input())?)))])
-//!     .step([
-//!         Task::from_fn("count", |c| match c.previous().get("split") {
-//!             Some(Value::Words(w)) => Ok(Value::Count(w.len())),
-//!             _ => Err(TaskError::msg("no words")),
-//!         })
-//!         .on("cpu"),
-//!         Task::from_fn("longest", |c| match c.previous().get("split") {
-//!             Some(Value::Words(w)) => Ok(Value::Count(w.iter().map(String::len).max().unwrap_or(0))),
-//!             _ => Err(TaskError::msg("no words")),
-//!         })
-//!         .on("cpu"),
-//!     ])
+//! // Closures given to `task` and `step_with` know the value type: no
+//! // annotations.
+//! let pipeline = Pipeline::<String>::builder("words")
+//!     .task("clean", |c| Ok(c.input().trim().to_lowercase()))
+//!     .step_with(|s| {
+//!         s.task("count", |c| Ok(c.previous().first().unwrap().split_whitespace().count().to_string()))
+//!             .task("longest", |c| {
+//!                 let text = c.previous().get("clean").ok_or_else(|| TaskError::msg("no text"))?;
+//!                 Ok(text.split_whitespace().max_by_key(|w| w.len()).unwrap_or("").to_owned())
+//!             })
+//!             .on("cpu")
+//!     })
+//!     .task("summary", |c| Ok(format!("{} words", c.previous().get("count").unwrap())))
 //!     .build()?;
 //!
-//! let run = executor.execute(&pipeline, Value::Text("the quick brown fox".into()))?;
-//! let output = run.output()?;
-//! assert_eq!(output.get("count"), Some(&Value::Count(4)));
-//! assert_eq!(output.get("longest"), Some(&Value::Count(5)));
-//! assert_eq!(run.chain().len(), 2);
-//! # Ok::<(), conveyor::PipelineError>(())
+//! let run = executor.execute(&pipeline, "  The quick brown fox ".to_owned())?;
+//! assert_eq!(run.output()?.get("summary").unwrap(), "4 words");
+//! assert_eq!(run.context("count|longest").unwrap().state().results().get("longest").unwrap(), "quick");
+//! assert_eq!(run.chain().len(), 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # How the parts relate
@@ -55,28 +43,32 @@
 //! - [`PipelineExecutor`] is the facade. For each step it makes an
 //!   [`ExecutionContext`] (id, tasks, state, [`ExecutionMetrics`]), links it
 //!   into the run's [`ExecutionChain`], and moves its [`ExecutionState`]
-//!   through the [`ExecutionStateManager`].
-//! - The [`ExecutorFactory`] turns the step's tasks into an
-//!   [`ExecutionPlan`]: groups by [`ExecutorConfig`], each on an executor
-//!   built once and cached. Names come from the [`ExecutorRegistry`].
+//!   through the [`ExecutionStateManager`], which users see read-only.
+//! - The executor factory turns the step's tasks into an execution plan:
+//!   groups by [`ExecutorConfig`], each on an executor from the executor's
+//!   [`Pools`], built once and cached.
 //! - The coordinator dispatches every group at once and joins one of them
 //!   on the caller's thread; each task yields exactly one outcome (over the
 //!   step's crossbeam channel, for groups the caller does not join); the
 //!   result processor puts them in declaration order, turns panics into
-//!   [`PipelineError::TaskPanicked`], and asks the step's
-//!   [`EvaluationStrategy`] for a verdict ([`EvaluationResult`]).
+//!   [`TaskFailure::Panicked`], and asks the step's [`EvaluationStrategy`]
+//!   for a verdict.
 //! - The pipeline's flow graph, checked when it was built, picks the next
 //!   step: in sequence, on success or failure, on a task's
 //!   [`Flow::Switch`], and a step's sink after its branch.
 //! - Tasks retry under a [`RetryPolicy`]; a [`CancelToken`] and deadlines
 //!   ([`RunOptions`], [`Step::timeout`]) stop runs from outside.
-//! - The [`SignalEmitter`] tells every [`Observer`] what happened
-//!   ([`LogObserver`] writes to `log`; [`observer_fn`] adapts a closure).
-//! - A [`Run`] gives a serialisable [`RunReport`]; a [`CheckpointStore`]
-//!   lets [`PipelineExecutor::execute_with_checkpoint`] resume a job after
-//!   its last finished step.
-//! - [`StrategyBenchmark`] compares executor strategies on a pipeline of
-//!   your own ([`Comparison`]), and [`Timeline`] draws which task ran where.
+//! - Every [`Observer`] hears what happened ([`LogObserver`] writes to
+//!   `log`; [`observer_fn`] adapts a closure; the events are in
+//!   [`signal`]).
+//! - Errors are narrow: [`BuildError`], [`TaskError`] (what tasks return),
+//!   [`TaskFailure`], [`RunError`] and [`CheckpointError`], all in [`error`].
+//! - A [`Run`] gives a serialisable [`report::RunReport`]; a
+//!   [`checkpoint::CheckpointStore`] lets
+//!   [`PipelineExecutor::execute_with_checkpoint`] resume a job after its
+//!   last finished step.
+//! - [`bench::StrategyBenchmark`] compares executor strategies on a pipeline
+//!   of your own, and [`bench::Timeline`] draws which task ran where.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The legal moves are `Pending → Executing → {Finished, Aborted, Cancelled}`
 /// and `Pending → Cancelled`. Nothing leaves a terminal state; the
 /// [`ExecutionStateManager`](crate::ExecutionStateManager) refuses any other
-/// move with [`PipelineError::IllegalTransition`](crate::PipelineError::IllegalTransition).
+/// move with [`RunError::IllegalTransition`](crate::RunError::IllegalTransition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {

@@ -1,4 +1,4 @@
-//! Pins that each bad input gets its own typed PipelineError naming the culprit, before anything runs.
+//! Pins that each bad input gets its own typed BuildError naming the culprit, before anything runs.
 
 mod common;
 
@@ -6,16 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{BOUND, within};
+use conveyor::error::ExecutorSite;
 use conveyor::{
-    CustomExecutor, EvaluationStrategy, ExecutorConfig, Job, Pipeline, PipelineError, PipelineExecutor, Step,
-    Task, observer_fn,
+    BuildError, CustomExecutor, EvaluationStrategy, ExecutorConfig, Job, Pipeline, PipelineExecutor,
+    RunError, Step, Task, observer_fn,
 };
 
 fn t(name: &str) -> Task<u64> {
     Task::from_fn(name, |c| Ok(*c.input()))
 }
 
-fn mentions(err: &PipelineError, parts: &[&str]) {
+fn mentions(err: &dyn std::error::Error, parts: &[&str]) {
     let text = err.to_string();
     for part in parts {
         assert!(text.contains(part), "{text:?} does not name {part:?}");
@@ -25,7 +26,7 @@ fn mentions(err: &PipelineError, parts: &[&str]) {
 #[test]
 fn an_empty_pipeline() {
     let err = Pipeline::<u64>::builder("hollow").build().unwrap_err();
-    assert!(matches!(&err, PipelineError::EmptyPipeline { pipeline } if &**pipeline == "hollow"));
+    assert!(matches!(&err, BuildError::EmptyPipeline { pipeline } if &**pipeline == "hollow"));
     mentions(&err, &["`hollow`"]);
 }
 
@@ -36,7 +37,7 @@ fn an_empty_step() {
         .step(Step::new("nothing", Vec::new()))
         .build()
         .unwrap_err();
-    assert!(matches!(&err, PipelineError::EmptyStep { step, .. } if &**step == "nothing"));
+    assert!(matches!(&err, BuildError::EmptyStep { step, .. } if &**step == "nothing"));
     mentions(&err, &["`nothing`", "`p`"]);
 }
 
@@ -48,7 +49,7 @@ fn a_task_name_used_in_two_steps() {
         .build()
         .unwrap_err();
     match &err {
-        PipelineError::DuplicateTask {
+        BuildError::DuplicateTask {
             task,
             first_step,
             second_step,
@@ -70,7 +71,7 @@ fn a_task_name_used_twice_in_one_step() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, PipelineError::DuplicateTask { task, .. } if &**task == "x"),
+        matches!(&err, BuildError::DuplicateTask { task, .. } if &**task == "x"),
         "{err}"
     );
 }
@@ -82,7 +83,7 @@ fn a_step_name_used_twice() {
         .step(Step::new("same", [t("b")]))
         .build()
         .unwrap_err();
-    assert!(matches!(&err, PipelineError::DuplicateStep { step, .. } if &**step == "same"));
+    assert!(matches!(&err, BuildError::DuplicateStep { step, .. } if &**step == "same"));
     mentions(&err, &["`same`", "`p`"]);
 }
 
@@ -92,7 +93,9 @@ fn a_named_pool_of_zero_threads() {
         .executor("none", ExecutorConfig::pool(0))
         .build()
         .unwrap_err();
-    assert!(matches!(&err, PipelineError::ZeroThreads { executor } if executor == "none"));
+    assert!(
+        matches!(&err, BuildError::ZeroThreads { executor: ExecutorSite::Named(name) } if &**name == "none")
+    );
     mentions(&err, &["`none`"]);
 }
 
@@ -102,13 +105,13 @@ fn a_default_pool_of_zero_threads() {
         .default_executor(ExecutorConfig::pool(0))
         .build()
         .unwrap_err();
-    assert!(matches!(err, PipelineError::ZeroThreads { .. }), "{err}");
+    assert!(matches!(err, BuildError::ZeroThreads { .. }), "{err}");
 }
 
 /// A pipeline whose first step counts its runs and whose second step holds
 /// `bad`, plus an observer that counts every signal: a check done up front
 /// leaves both counts at zero.
-fn refused_before_running(bad: Task<u64>) -> PipelineError {
+fn refused_before_running(bad: Task<u64>) -> BuildError {
     within(BOUND, move || {
         let ran = Arc::new(AtomicUsize::new(0));
         let signals = Arc::new(AtomicUsize::new(0));
@@ -144,23 +147,30 @@ fn refused_before_running(bad: Task<u64>) -> PipelineError {
             "signals were sent before {err}"
         );
         assert!(executor.states().is_empty());
-        err
+        match err {
+            RunError::Build(err) => err,
+            other => panic!("expected a build error, got {other}"),
+        }
     })
 }
 
 #[test]
 fn a_task_asking_for_a_pool_of_zero_threads() {
     let err = refused_before_running(t("starved").executor(ExecutorConfig::pool(0)));
-    assert!(matches!(err, PipelineError::ZeroThreads { .. }), "{err}");
-    mentions(&err, &["pool(0)", "`starved`", "`late`"]);
+    assert!(
+        matches!(&err, BuildError::ZeroThreads { executor: ExecutorSite::Task { task, step } }
+            if &**task == "starved" && &**step == "late"),
+        "{err}"
+    );
+    mentions(&err, &["zero threads", "`starved`", "`late`"]);
 }
 
 #[test]
 fn a_task_naming_an_unknown_executor() {
     let err = refused_before_running(t("lost").on("gpu"));
     match &err {
-        PipelineError::UnknownExecutor { name, task, step } => {
-            assert_eq!(name, "gpu");
+        BuildError::UnknownExecutor { name, task, step } => {
+            assert_eq!(&**name, "gpu");
             assert_eq!(task.as_deref(), Some("lost"));
             assert_eq!(step.as_deref(), Some("late"));
         }
@@ -173,7 +183,7 @@ fn a_task_naming_an_unknown_executor() {
 fn a_task_naming_an_unknown_custom_executor() {
     let err = refused_before_running(t("lost").executor(ExecutorConfig::custom("nowhere")));
     assert!(
-        matches!(&err, PipelineError::UnknownExecutor { name, .. } if name == "nowhere"),
+        matches!(&err, BuildError::UnknownExecutor { name, .. } if &**name == "nowhere"),
         "{err}"
     );
     assert_eq!(err.task(), Some("lost"));
@@ -194,7 +204,7 @@ fn an_executor_name_registered_twice() {
         .executor("cpu", ExecutorConfig::pool(2))
         .build()
         .unwrap_err();
-    assert!(matches!(&err, PipelineError::DuplicateExecutor { name } if name == "cpu"));
+    assert!(matches!(&err, BuildError::DuplicateExecutor { name } if &**name == "cpu"));
     mentions(&err, &["`cpu`"]);
 
     let err = PipelineExecutor::<u64>::builder()
@@ -202,7 +212,7 @@ fn an_executor_name_registered_twice() {
         .custom_executor("mine", Now)
         .build()
         .unwrap_err();
-    assert!(matches!(&err, PipelineError::DuplicateExecutor { name } if name == "mine"));
+    assert!(matches!(&err, BuildError::DuplicateExecutor { name } if &**name == "mine"));
 }
 
 #[test]
@@ -211,19 +221,19 @@ fn an_empty_executor_name() {
         .executor("", ExecutorConfig::Inline)
         .build()
         .unwrap_err();
-    assert!(matches!(err, PipelineError::EmptyExecutorName), "{err}");
+    assert!(matches!(err, BuildError::EmptyExecutorName), "{err}");
     let err = PipelineExecutor::<u64>::builder()
         .custom_executor("", Now)
         .build()
         .unwrap_err();
-    assert!(matches!(err, PipelineError::EmptyExecutorName), "{err}");
+    assert!(matches!(err, BuildError::EmptyExecutorName), "{err}");
 }
 
 #[test]
 fn a_percent_threshold_out_of_range() {
     let err = EvaluationStrategy::at_least_percent(150.0).unwrap_err();
     assert!(
-        matches!(&err, PipelineError::InvalidThreshold { value, step: None, .. } if value == "150"),
+        matches!(&err, BuildError::InvalidThreshold { value, step: None, .. } if value == "150"),
         "{err}"
     );
 
@@ -239,14 +249,14 @@ fn a_percent_threshold_out_of_range() {
             .build()
             .unwrap_err();
         match &err {
-            PipelineError::InvalidThreshold {
+            BuildError::InvalidThreshold {
                 strategy,
                 value,
                 step: Some(named),
                 ..
             } => {
                 assert_eq!(&**named, step);
-                assert_eq!(strategy, "at_least_percent");
+                assert_eq!(*strategy, "at_least_percent");
                 assert_eq!(value, &percent.to_string());
             }
             other => panic!("{step}: expected InvalidThreshold, got {other}"),

@@ -4,10 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use conveyor::{
-    BenchmarkEvent, BenchmarkObserver, Comparison, CustomExecutor, ExecutorConfig, Job, Pipeline,
-    PipelineExecutor, StrategyBenchmark, Task, Timeline,
-};
+use conveyor::bench::{BenchmarkEvent, BenchmarkObserver, Comparison, StrategyBenchmark, Timeline};
+use conveyor::{CustomExecutor, ExecutorConfig, Job, Pipeline, PipelineExecutor, Task};
 
 /// Runs each job on a fresh thread: the simplest executor a user might bring.
 struct Spawner;

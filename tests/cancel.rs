@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use conveyor::error::DeadlineScope;
 use conveyor::{
-    CancelToken, ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, RunOptions,
-    Step, Task,
+    CancelToken, ExecutionStatus, ExecutorConfig, Pipeline, PipelineExecutor, RunError, RunOptions, Step,
+    Task, TaskFailure,
 };
 use crossbeam_channel::{Receiver, bounded};
 
@@ -73,10 +74,10 @@ fn cancel_during_a_long_step_returns_promptly_and_skips_unstarted_tasks() {
         let cancelled = state
             .errors()
             .iter()
-            .filter(|e| matches!(e, PipelineError::TaskCancelled { attempts: 0, .. }))
+            .filter(|e| matches!(e, TaskFailure::Cancelled { attempts: 0, .. }))
             .count();
         assert!(cancelled > 0, "tasks not yet started count as cancelled");
-        assert!(matches!(run.output(), Err(PipelineError::Cancelled { .. })));
+        assert!(matches!(run.output(), Err(RunError::Cancelled { .. })));
         assert!(executor.states().is_empty());
     });
 }
@@ -134,19 +135,19 @@ fn a_step_deadline_returns_while_a_task_is_stuck_and_the_executor_stays_usable()
         let err = executor.execute(&p, 0).unwrap_err();
         assert!(begun.elapsed() < common::BOUND);
         match &err {
-            PipelineError::Timeout {
+            RunError::Timeout {
                 step,
                 scope,
                 limit,
-                errors,
+                failures,
             } => {
                 assert_eq!(
                     (&**step, *scope, *limit),
-                    ("slow", "step", Duration::from_millis(100))
+                    ("slow", DeadlineScope::Step, Duration::from_millis(100))
                 );
                 assert!(
-                    matches!(&errors[..], [PipelineError::TaskTimedOut { task, .. }] if &**task == "stuck"),
-                    "{errors:?}"
+                    matches!(&failures[..], [TaskFailure::TimedOut { task, scope: DeadlineScope::Step, .. }] if &**task == "stuck"),
+                    "{failures:?}"
                 );
             }
             other => panic!("{other}"),
@@ -178,7 +179,7 @@ fn a_run_deadline_covers_all_steps() {
         let options = RunOptions::new().timeout(Duration::from_millis(150));
         let err = executor.execute_with(&p, 0, &options).unwrap_err();
         assert!(
-            matches!(&err, PipelineError::Timeout { scope: "run", step, .. } if &**step == "stuck"),
+            matches!(&err, RunError::Timeout { scope: DeadlineScope::Run, step, .. } if &**step == "stuck"),
             "{err}"
         );
         drop(release_tx);
@@ -207,14 +208,14 @@ fn a_deadline_skips_tasks_that_have_not_started() {
             .build()
             .unwrap();
         let err = executor.execute(&p, 0).unwrap_err();
-        let PipelineError::Timeout { errors, .. } = err else {
+        let RunError::Timeout { failures, .. } = err else {
             panic!("{err}")
         };
         // Every task that did not finish is accounted for as timed out.
         assert_eq!(
-            errors
+            failures
                 .iter()
-                .filter(|e| matches!(e, PipelineError::TaskTimedOut { .. }))
+                .filter(|e| matches!(e, TaskFailure::TimedOut { .. }))
                 .count()
                 + started.load(Ordering::SeqCst),
             51
@@ -234,7 +235,8 @@ fn a_deadline_skips_tasks_that_have_not_started() {
 
 #[test]
 fn panicking_observers_on_the_cancel_hooks_do_not_stop_a_cancelled_run() {
-    use conveyor::{Signal, observer_fn};
+    use conveyor::observer_fn;
+    use conveyor::signal::Signal;
     common::quiet_planned_panics();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);

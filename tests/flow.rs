@@ -2,8 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use conveyor::error::CancelledBy;
 use conveyor::{
-    ExecutionStatus, ExecutorConfig, Flow, Pipeline, PipelineError, PipelineExecutor, Step, Task, TaskError,
+    BuildError, ExecutionStatus, ExecutorConfig, Flow, Pipeline, PipelineExecutor, RunError, Step, Task,
+    TaskError,
 };
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -84,19 +86,37 @@ fn success_and_failure_branches_each_run_then_the_root_sink() {
     }
 }
 
+/// A failed step without a failure branch aborts the run: its success
+/// branch and the steps after its sink are skipped, but its sink still runs,
+/// like a `finally` block, and the run reports the step's failure.
 #[test]
-fn a_failure_without_a_failure_branch_aborts_and_skips_the_rest() {
+fn a_failure_without_a_failure_branch_runs_its_sink_then_aborts() {
     let log = Log::default();
     let p = Pipeline::builder("abort")
         .step(step(&log, "a", false).on_success("b").sink("c"))
         .step(step(&log, "b", true))
         .step(step(&log, "c", true))
+        .step(step(&log, "d", true))
+        .build()
+        .unwrap();
+    let run = executor().execute(&p, 1).unwrap();
+    assert_eq!(run.status(), ExecutionStatus::Aborted);
+    assert_eq!(ran(&log), ["a", "c"]);
+    assert_eq!(
+        run.context("c").unwrap().state().status(),
+        ExecutionStatus::Finished
+    );
+    assert!(matches!(run.output(), Err(RunError::StepFailed { step, .. }) if &*step == "a"));
+
+    // Without a sink, nothing after the failed step runs.
+    let p = Pipeline::builder("abort")
+        .step(step(&log, "a", false))
+        .step(step(&log, "b", true))
         .build()
         .unwrap();
     let run = executor().execute(&p, 1).unwrap();
     assert_eq!(run.status(), ExecutionStatus::Aborted);
     assert_eq!(ran(&log), ["a"]);
-    assert!(matches!(run.output(), Err(PipelineError::StepFailed { step, .. }) if &*step == "a"));
 }
 
 #[test]
@@ -135,7 +155,7 @@ fn a_switch_the_step_does_not_define_is_an_error_naming_step_and_number() {
         let run = executor().execute(&p, n).unwrap();
         assert_eq!(run.status(), ExecutionStatus::Aborted);
         match run.output() {
-            Err(PipelineError::UnknownSwitch { step, task, target }) => {
+            Err(RunError::UnknownSwitch { step, task, target }) => {
                 assert_eq!((&*step, &*task, i64::from(target)), ("root", "root.task", n));
             }
             other => panic!("{other:?}"),
@@ -179,7 +199,9 @@ fn a_task_can_stop_the_run_by_error_or_by_flow() {
         assert_eq!(halting.state().status(), ExecutionStatus::Cancelled);
         // The sibling still finished: stopping ends the run after the step.
         assert_eq!(halting.state().results().get("sibling"), Some(&3));
-        assert!(matches!(run.output(), Err(PipelineError::Cancelled { by, .. }) if by == "task `halt`"));
+        assert!(
+            matches!(run.output(), Err(RunError::Cancelled { by: CancelledBy::Task(task), .. }) if &*task == "halt")
+        );
     }
 }
 
@@ -190,18 +212,18 @@ fn bad_flows_are_typed_errors_at_build() {
         .step(step(&log, "a", true).on_switch(1, "a"))
         .build()
         .unwrap_err();
-    assert!(matches!(err, PipelineError::InvalidSwitch { target: 1, .. }));
+    assert!(matches!(err, BuildError::InvalidSwitch { target: 1, .. }));
     let err = Pipeline::builder("p")
         .step(step(&log, "a", true).on_switch(10, "a"))
         .build()
         .unwrap_err();
-    assert!(matches!(err, PipelineError::InvalidSwitch { target: 10, .. }));
+    assert!(matches!(err, BuildError::InvalidSwitch { target: 10, .. }));
     let err = Pipeline::builder("p")
         .step(step(&log, "a", true).on_success("ghost"))
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, PipelineError::MissingStep { to, .. } if &**to == "ghost"),
+        matches!(&err, BuildError::MissingStep { to, .. } if &**to == "ghost"),
         "{err}"
     );
     let err = Pipeline::builder("p")
@@ -209,7 +231,7 @@ fn bad_flows_are_typed_errors_at_build() {
         .step(step(&log, "b", true).then("a"))
         .build()
         .unwrap_err();
-    assert!(matches!(err, PipelineError::Cycle { .. }), "{err}");
+    assert!(matches!(err, BuildError::Cycle { .. }), "{err}");
     assert!(
         err.to_string().contains("`a`") && err.to_string().contains("`b`"),
         "{err}"

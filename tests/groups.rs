@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{BOUND, within};
 use conveyor::{
-    ExecutionStatus, ExecutorConfig, Pipeline, PipelineExecutor, Step, Task, TaskError, TaskMetrics,
+    ExecutionStatus, ExecutorConfig, Pipeline, PipelineExecutor, Step, Task, TaskError, TaskFailure,
+    TaskMetrics,
 };
 
 /// How long a task waits for its partners. Only a broken engine waits this
@@ -69,7 +70,7 @@ fn meets(name: &str, rendezvous: &Arc<Rendezvous>) -> Task<String> {
     })
 }
 
-/// Named pools of different sizes: names with equal configs share one pool.
+/// Named pools of different sizes, each a pool of its own.
 fn executor() -> PipelineExecutor<String> {
     PipelineExecutor::builder()
         .executor("a", ExecutorConfig::pool(1))
@@ -84,7 +85,9 @@ fn run_step(executor: &PipelineExecutor<String>, step: Step<String>) -> conveyor
     assert!(
         run.is_success(),
         "{:?}",
-        run.errors().map(ToString::to_string).collect::<Vec<_>>()
+        run.errors()
+            .map(|e| format!("{e}: {}", e.message()))
+            .collect::<Vec<_>>()
     );
     run
 }
@@ -99,42 +102,61 @@ fn two_named_pools_run_their_groups_at_the_same_time() {
             Step::new("meet", [meets("on_a", &r).on("a"), meets("on_b", &r).on("b")]),
         );
         let out = run.output().unwrap();
-        assert!(out.get("on_a").unwrap().starts_with("conveyor-pool1-"));
-        assert!(out.get("on_b").unwrap().starts_with("conveyor-pool2-"));
+        assert!(out.get("on_a").unwrap().starts_with("conveyor-a-"));
+        assert!(out.get("on_b").unwrap().starts_with("conveyor-b-"));
         let tasks = &run.context("meet").unwrap().metrics().tasks;
         assert_ne!(tasks[0].thread, tasks[1].thread);
     });
 }
 
-/// Names are aliases for configs, and pools are cached by config (as the
-/// factory's contract says): two names for `pool(1)` share one pool and one
-/// group, and their tasks run one after the other on its single thread.
+/// Each name registered with a pool config is a pool of its own, even when
+/// two names ask for the same size: two names for `pool(1)` are two pools
+/// and two groups, and their tasks run on different threads at the same
+/// time. A name registered as `ExecutorConfig::named` shares the other
+/// name's pool: one pool, one group, one thread, one task after the other.
 #[test]
-fn names_with_equal_configs_share_one_pool() {
+fn names_of_equal_size_are_separate_pools_and_named_aliases_share_one() {
     within(BOUND, || {
         let executor = PipelineExecutor::<String>::builder()
             .executor("a", ExecutorConfig::pool(1))
             .executor("b", ExecutorConfig::pool(1))
+            .executor("also_a", ExecutorConfig::named("a"))
             .build()
             .unwrap();
-        assert_eq!(executor.factory().pool_count(), 1);
+        assert_eq!(executor.pools().pool_count(), 2);
+        assert_eq!(executor.pools().names(), ["a", "also_a", "b"]);
+        assert_eq!(executor.pools().threads(&ExecutorConfig::named("a")), Some(1));
+
+        // Two names of one size: two groups, which meet, so two threads.
+        let r = Rendezvous::new(2);
+        let step = Step::new("apart", [meets("on_a", &r).on("a"), meets("on_b", &r).on("b")]);
+        assert_eq!(
+            executor.plan(&step).unwrap(),
+            [ExecutorConfig::named("a"), ExecutorConfig::named("b")],
+            "one group per name"
+        );
+        let run = run_step(&executor, step);
+        let out = run.output().unwrap();
+        assert_eq!(out.get("on_a").unwrap(), "conveyor-a-0");
+        assert_eq!(out.get("on_b").unwrap(), "conveyor-b-0");
+
+        // A name and its alias: one group on one pool of one thread.
         let step = Step::new(
             "shared",
             [
-                Task::from_fn("on_a", |_| Ok(thread_name())).on("a"),
-                Task::from_fn("on_b", |_| Ok(thread_name())).on("b"),
+                Task::from_fn("first", |_| Ok(thread_name())).on("a"),
+                Task::from_fn("second", |_| Ok(thread_name())).on("also_a"),
             ],
         );
         assert_eq!(
-            executor.factory().plan(&step).unwrap().len(),
-            1,
-            "one group per config"
+            executor.plan(&step).unwrap(),
+            [ExecutorConfig::named("a")],
+            "an alias joins its pool's group"
         );
-        let p = Pipeline::builder("p").step(step).build().unwrap();
-        let run = executor.execute(&p, String::new()).unwrap();
+        let run = run_step(&executor, step);
         let names: Vec<&String> = run.output().unwrap().values().collect();
-        assert_eq!(names[0], names[1]);
-        assert_eq!(names[0], "conveyor-pool1-0");
+        assert_eq!(names, ["conveyor-a-0", "conveyor-a-0"]);
+        assert_eq!(executor.pools().pool_count(), 2, "no pool was built on the way");
     });
 }
 
@@ -190,7 +212,9 @@ fn the_group_on_the_callers_thread_does_not_hold_back_the_others() {
 }
 
 /// The original engine gave a group the first task's size; here tasks that
-/// ask for pool(2) and pool(3) must run on two pools of those sizes.
+/// ask for pool(2) and pool(3) must run on two pools of those sizes, and a
+/// task on a name registered as pool(2) runs on that name's own pool, not on
+/// the unnamed pool(2).
 #[test]
 fn tasks_asking_for_different_pool_sizes_get_different_pools() {
     within(BOUND, || {
@@ -211,22 +235,25 @@ fn tasks_asking_for_different_pool_sizes_get_different_pools() {
                 meets("three_2", &three).executor(ExecutorConfig::pool(3)),
             ],
         );
-        let plan = executor.factory().plan(&step).unwrap();
-        let groups: Vec<(ExecutorConfig, Vec<usize>)> = plan.groups().map(|(c, i)| (c.clone(), i)).collect();
         assert_eq!(
-            groups,
+            executor.plan(&step).unwrap(),
             [
-                (ExecutorConfig::pool(2), vec![0, 2]),
-                (ExecutorConfig::pool(3), vec![1, 3, 4]),
+                ExecutorConfig::pool(2),
+                ExecutorConfig::pool(3),
+                ExecutorConfig::named("two"),
             ]
         );
 
         let run = run_step(&executor, step);
-        assert_eq!(executor.factory().pool_count(), 2);
+        assert_eq!(
+            executor.pools().pool_count(),
+            3,
+            "the name `two`, and the unnamed pool(2) and pool(3)"
+        );
         let out = run.output().unwrap();
         for (task, pool) in [
             ("two_0", "conveyor-pool2-"),
-            ("two_1", "conveyor-pool2-"),
+            ("two_1", "conveyor-two-"),
             ("three_0", "conveyor-pool3-"),
             ("three_1", "conveyor-pool3-"),
             ("three_2", "conveyor-pool3-"),
@@ -266,9 +293,7 @@ fn a_group_that_cannot_meet_fails_the_step_instead_of_hanging() {
             .unwrap();
         let run = executor.execute(&pipeline, String::new()).unwrap();
         assert_eq!(run.status(), ExecutionStatus::Aborted);
-        assert!(
-            run.errors()
-                .any(|e| e.to_string().contains("did not run at the same time"))
-        );
+        assert!(run.errors().any(|e| matches!(e, TaskFailure::Failed { .. })
+            && e.message().contains("did not run at the same time")));
     });
 }

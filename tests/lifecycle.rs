@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{BOUND, within};
+use conveyor::signal::Signal;
 use conveyor::{
-    ContextId, ExecutionChain, ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor,
-    Signal, Step, Task, TaskError, observer_fn,
+    ContextId, ExecutionChain, ExecutionStatus, ExecutorConfig, Pipeline, PipelineExecutor, RunError, Step,
+    Task, TaskError, TaskFailure, observer_fn,
 };
 
 fn add(name: &str, n: u64) -> Task<u64> {
@@ -299,7 +300,7 @@ fn execute_step_links_after_the_given_context_and_sees_its_results() {
         assert_eq!(chain.head().unwrap().id(), alone);
         let state = chain.get(alone).unwrap().state();
         assert_eq!(state.status(), ExecutionStatus::Aborted);
-        assert!(matches!(state.errors(), [PipelineError::TaskFailed { task, .. }] if &**task == "doubled"));
+        assert!(matches!(state.errors(), [TaskFailure::Failed { task, .. }] if &**task == "doubled"));
         assert!(executor.states().is_empty());
     });
 }
@@ -327,7 +328,7 @@ fn execute_step_refuses_an_unknown_step_or_previous_context() {
         assert_eq!(ran.load(Ordering::SeqCst), 1);
 
         match executor.execute_step(&pipeline, "missing", 1, &mut chain, Some(first)) {
-            Err(e @ PipelineError::UnknownStep { .. }) => {
+            Err(e @ RunError::UnknownStep { .. }) => {
                 assert!(e.to_string().contains("`missing`"), "{e}");
                 assert!(e.to_string().contains("`manual`"), "{e}");
             }
@@ -335,7 +336,7 @@ fn execute_step_refuses_an_unknown_step_or_previous_context() {
         }
         let stranger = ContextId::from(u64::MAX);
         match executor.execute_step(&pipeline, "only", 1, &mut chain, Some(stranger)) {
-            Err(e @ PipelineError::UnknownContext { context, .. }) => {
+            Err(e @ RunError::UnknownContext { context, .. }) => {
                 assert_eq!(context, stranger);
                 assert!(e.to_string().contains(&stranger.to_string()), "{e}");
             }

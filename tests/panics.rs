@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{BOUND, PLANNED, quiet_planned_panics, within};
+use conveyor::signal::Signal;
 use conveyor::{
-    CustomExecutor, EvaluationStrategy, ExecutionStatus, ExecutorConfig, Job, Pipeline, PipelineError,
-    PipelineExecutor, Signal, Step, Task, observer_fn,
+    CustomExecutor, EvaluationStrategy, ExecutionStatus, ExecutorConfig, Job, Pipeline, PipelineExecutor,
+    RunError, Step, Task, TaskFailure, observer_fn,
 };
 
 fn ok(name: &str) -> Task<u64> {
@@ -25,7 +26,7 @@ fn executor() -> PipelineExecutor<u64> {
 
 /// Runs one step of `task` next to a succeeding task and returns the panic
 /// the run recorded for it.
-fn panic_of(task: Task<u64>) -> PipelineError {
+fn panic_of(task: Task<u64>) -> TaskFailure {
     quiet_planned_panics();
     within(BOUND, move || {
         let pipeline = Pipeline::builder("p")
@@ -33,15 +34,15 @@ fn panic_of(task: Task<u64>) -> PipelineError {
             .build()
             .unwrap();
         let run = executor().execute(&pipeline, 1).unwrap();
-        let errors: Vec<PipelineError> = run.errors().cloned().collect();
+        let errors: Vec<TaskFailure> = run.errors().cloned().collect();
         assert_eq!(errors.len(), 1, "{errors:?}");
         errors.into_iter().next().unwrap()
     })
 }
 
-fn assert_panicked(err: &PipelineError, expected_message: &str) {
+fn assert_panicked(err: &TaskFailure, expected_message: &str) {
     match err {
-        PipelineError::TaskPanicked {
+        TaskFailure::Panicked {
             task,
             step,
             attempt,
@@ -56,7 +57,10 @@ fn assert_panicked(err: &PipelineError, expected_message: &str) {
     for part in ["`boom`", "`crashy`", expected_message] {
         assert!(text.contains(part), "{text:?} lacks {part:?}");
     }
-    assert_eq!(err.task(), Some("boom"));
+    assert_eq!(err.task(), "boom");
+    assert_eq!(err.attempt(), Some(1));
+    assert_eq!(err.message(), expected_message);
+    assert_eq!(err.kind(), "task_panicked");
 }
 
 #[test]
@@ -120,11 +124,11 @@ fn a_panic_aborts_the_run_under_the_default_strategy() {
             ExecutionStatus::Aborted
         );
         match run.output() {
-            Err(PipelineError::StepFailed { step, errors, .. }) => {
+            Err(RunError::StepFailed { step, failures, .. }) => {
                 assert_eq!(&*step, "crashy");
                 assert!(
-                    matches!(errors.as_slice(), [PipelineError::TaskPanicked { task, .. }] if &**task == "boom"),
-                    "{errors:?}"
+                    matches!(failures.as_slice(), [TaskFailure::Panicked { task, .. }] if &**task == "boom"),
+                    "{failures:?}"
                 );
             }
             other => panic!("expected StepFailed, got {other:?}"),
@@ -144,7 +148,7 @@ fn a_panic_is_only_an_error_when_any_may_succeed() {
         assert_eq!(run.output().unwrap().get("next"), Some(&2));
         let errors: Vec<_> = run.errors().collect();
         assert!(
-            matches!(errors.as_slice(), [PipelineError::TaskPanicked { task, step, .. }]
+            matches!(errors.as_slice(), [TaskFailure::Panicked { task, step, .. }]
                 if &**task == "boom" && &**step == "crashy"),
             "{errors:?}"
         );
@@ -320,13 +324,13 @@ fn lost_jobs(name: &'static str, executor: impl CustomExecutor + 'static) {
         assert_eq!(errors.len(), 2, "{errors:?}");
         for (err, lost) in errors.iter().zip(["lost1", "lost2"]) {
             match err {
-                PipelineError::Dispatch {
+                TaskFailure::Dispatch {
                     executor,
                     task,
                     step,
                     message,
                 } => {
-                    assert_eq!(executor, &ExecutorConfig::custom(name));
+                    assert_eq!(**executor, *ExecutorConfig::custom(name).to_string());
                     assert_eq!((&**task, &**step), (lost, "s"));
                     assert!(!message.is_empty());
                 }

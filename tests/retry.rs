@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use conveyor::error::RetrySetting;
+use conveyor::signal::Signal;
 use conveyor::{
-    ExecutionStatus, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, RetryPolicy, Run, Signal,
-    Task, TaskError, observer_fn,
+    BuildError, ExecutionStatus, ExecutorConfig, Pipeline, PipelineExecutor, RetryPolicy, Run, Task,
+    TaskError, TaskFailure, observer_fn,
 };
 
 fn quick(max_attempts: u32) -> RetryPolicy {
@@ -96,16 +98,35 @@ fn running_out_of_attempts_keeps_every_error_and_signals_it() {
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     assert_eq!(exhausted.load(Ordering::SeqCst), 1);
     match run.errors().next().unwrap() {
-        PipelineError::RetriesExhausted { attempts, errors, .. } => {
+        e @ TaskFailure::RetriesExhausted {
+            attempts,
+            earlier,
+            last,
+            ..
+        } => {
             assert_eq!(*attempts, 3);
-            let messages: Vec<String> = errors
+            let messages: Vec<(u32, String)> = earlier
                 .iter()
+                .chain([&**last])
                 .map(|e| match e {
-                    PipelineError::TaskFailed { message, .. } => message.clone(),
+                    TaskFailure::Failed { attempt, .. } => (*attempt, e.message()),
                     other => panic!("{other}"),
                 })
                 .collect();
-            assert_eq!(messages, ["failure 1", "failure 2", "failure 3"]);
+            assert_eq!(
+                messages,
+                [
+                    (1, "failure 1".to_owned()),
+                    (2, "failure 2".to_owned()),
+                    (3, "failure 3".to_owned())
+                ]
+            );
+            // The last attempt's failure is the source, with its own error
+            // beneath it.
+            let source = std::error::Error::source(e).unwrap();
+            assert_eq!(source.to_string(), "task `f` in step `f` failed on attempt 3");
+            assert_eq!(source.source().unwrap().to_string(), "failure 3");
+            assert_eq!(e.message(), "failure 3");
         }
         other => panic!("{other}"),
     }
@@ -143,10 +164,7 @@ fn panics_are_retried_only_when_the_policy_says_so() {
         assert_eq!(runs.load(Ordering::SeqCst), expected_runs);
         assert_eq!(run.is_success(), retry_panics);
         if !retry_panics {
-            assert!(matches!(
-                run.errors().next(),
-                Some(PipelineError::TaskPanicked { .. })
-            ));
+            assert!(matches!(run.errors().next(), Some(TaskFailure::Panicked { .. })));
         }
     }
 }
@@ -167,7 +185,7 @@ fn a_predicate_limits_which_errors_are_retried() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert!(matches!(
         run.errors().next(),
-        Some(PipelineError::TaskFailed { attempt: 1, .. })
+        Some(TaskFailure::Failed { attempt: 1, .. })
     ));
 }
 
@@ -230,20 +248,27 @@ fn inline_retries_let_the_other_inline_tasks_run_first() {
 
 #[test]
 fn bad_retry_settings_are_typed_errors() {
-    assert!(matches!(
-        RetryPolicy::builder().max_attempts(0).build(),
-        Err(PipelineError::InvalidRetry { .. })
-    ));
-    assert!(matches!(
-        RetryPolicy::builder().backoff(-0.5, 2.0, 1.0).build(),
-        Err(PipelineError::InvalidRetry { .. })
-    ));
-    assert!(matches!(
-        RetryPolicy::builder().backoff(f64::NAN, 2.0, 1.0).build(),
-        Err(PipelineError::InvalidRetry { .. })
-    ));
-    assert!(matches!(
-        RetryPolicy::builder().backoff(0.1, 2.0, f64::NAN).build(),
-        Err(PipelineError::InvalidRetry { .. })
-    ));
+    for (built, expected) in [
+        (
+            RetryPolicy::builder().max_attempts(0).build(),
+            RetrySetting::MaxAttempts,
+        ),
+        (
+            RetryPolicy::builder().backoff(-0.5, 2.0, 1.0).build(),
+            RetrySetting::InitialBackoff,
+        ),
+        (
+            RetryPolicy::builder().backoff(f64::NAN, 2.0, 1.0).build(),
+            RetrySetting::InitialBackoff,
+        ),
+        (
+            RetryPolicy::builder().backoff(0.1, 2.0, f64::NAN).build(),
+            RetrySetting::MaxBackoff,
+        ),
+    ] {
+        assert!(
+            matches!(&built, Err(BuildError::InvalidRetry { setting, .. }) if *setting == expected),
+            "{expected}: {built:?}"
+        );
+    }
 }

@@ -1,14 +1,15 @@
 //! Property tests: the evaluation strategies follow the rules of the
 //! original engine (`reference/original-behaviour.md`) on any outcomes.
 
-use conveyor::{EvaluationStrategy, Tally};
+use conveyor::EvaluationStrategy;
+use conveyor::strategy::{EvaluationResult, Tally};
 use proptest::prelude::*;
 
 fn outcomes() -> impl Strategy<Value = Vec<bool>> {
     prop::collection::vec(any::<bool>(), 0..64)
 }
 
-fn judge(strategy: &EvaluationStrategy, outcomes: &[bool]) -> conveyor::EvaluationResult {
+fn judge(strategy: &EvaluationStrategy, outcomes: &[bool]) -> EvaluationResult {
     strategy.evaluate(&Tally::new(outcomes))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{PLANNED, quiet_planned_panics, within};
 use conveyor::{
-    EvaluationStrategy, ExecutorConfig, Pipeline, PipelineError, PipelineExecutor, Step, Task, TaskError,
+    EvaluationStrategy, ExecutorConfig, Pipeline, PipelineExecutor, Step, Task, TaskError, TaskFailure,
 };
 
 const CALLERS: u64 = 8;
@@ -115,8 +115,8 @@ fn check_run(caller: u64, executor: &PipelineExecutor<u64>, pipeline: &Pipeline<
     for (err, &i) in state.errors().iter().zip(&failed) {
         let name = format!("c{caller}-t{i}");
         match (fate(i), err) {
-            (Fate::Fails, PipelineError::TaskFailed { task, step, .. })
-            | (Fate::Panics, PipelineError::TaskPanicked { task, step, .. }) => {
+            (Fate::Fails, TaskFailure::Failed { task, step, .. })
+            | (Fate::Panics, TaskFailure::Panicked { task, step, .. }) => {
                 assert_eq!((&**task, &**step), (name.as_str(), "big"));
             }
             (f, other) => panic!("task {i} ({f:?}) reported {other}"),
@@ -195,17 +195,11 @@ fn eight_callers_with_three_groups_per_step() {
         .build()
         .unwrap();
     let probe = pipeline(0, mixed);
-    let groups: Vec<ExecutorConfig> = executor
-        .factory()
-        .plan(&probe.steps()[0])
-        .unwrap()
-        .groups()
-        .map(|(config, _)| config.clone())
-        .collect();
+    let groups: Vec<ExecutorConfig> = executor.plan(&probe.steps()[0]).unwrap();
     assert_eq!(
         groups,
         [
-            ExecutorConfig::pool(2),
+            ExecutorConfig::named("a"),
             ExecutorConfig::Inline,
             ExecutorConfig::Global
         ]

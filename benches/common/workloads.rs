@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use conveyor::{Pipeline, PipelineError, Task};
+use conveyor::{BuildError, Pipeline, Task};
 
 /// Dependent multiply-rotate rounds: real CPU work that the compiler cannot
 /// fold away or vectorise.
@@ -64,7 +64,7 @@ impl Calibration {
 
 /// A chain of `steps` one-task steps, each adding one to the last result:
 /// the cost of a step.
-pub(crate) fn chain_pipeline(steps: usize) -> Result<Pipeline<u64>, PipelineError> {
+pub(crate) fn chain_pipeline(steps: usize) -> Result<Pipeline<u64>, BuildError> {
     (0..steps)
         .fold(Pipeline::builder("chain"), |b, i| {
             b.step(Task::from_fn(format!("s{i}"), |c| {
@@ -75,7 +75,7 @@ pub(crate) fn chain_pipeline(steps: usize) -> Result<Pipeline<u64>, PipelineErro
 }
 
 /// 1 → `width` → 1: a source, `width` tasks reading it, a sink summing them.
-pub(crate) fn fan_out_pipeline(width: u64) -> Result<Pipeline<u64>, PipelineError> {
+pub(crate) fn fan_out_pipeline(width: u64) -> Result<Pipeline<u64>, BuildError> {
     Pipeline::builder("fan")
         .step(Task::from_fn("source", |c| Ok(*c.input())))
         .step(

@@ -81,7 +81,8 @@ type BaselineFn<'a> = Box<dyn FnMut() + 'a>;
 /// checks the setup and does the work, so a comparison is one expression.
 ///
 /// ```
-/// use conveyor::{ExecutorConfig, Pipeline, StrategyBenchmark, Task};
+/// use conveyor::{ExecutorConfig, Pipeline, Task};
+/// use conveyor::bench::StrategyBenchmark;
 /// let pipeline: Pipeline<u64> = Pipeline::builder("squares")
 ///     .step((0..8).map(|i| Task::from_fn(format!("t{i}"), move |c| Ok(c.input() * i)))
 ///         .collect::<Vec<_>>())

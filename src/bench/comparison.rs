@@ -72,13 +72,14 @@ pub struct StrategyResult {
 }
 
 /// Strategies compared on one pipeline; made by
-/// [`StrategyBenchmark::run`](crate::StrategyBenchmark::run).
+/// [`StrategyBenchmark::run`](crate::bench::StrategyBenchmark::run).
 ///
 /// `Display` prints a table; [`to_json`](Self::to_json) and
 /// [`to_csv`](Self::to_csv) give the same figures for other tools.
 ///
 /// ```
-/// use conveyor::{ExecutorConfig, Pipeline, StrategyBenchmark, Task};
+/// use conveyor::{ExecutorConfig, Pipeline, Task};
+/// use conveyor::bench::StrategyBenchmark;
 /// let p: Pipeline<u8> = Pipeline::builder("p").step([Task::from_fn("a", |c| Ok(*c.input()))]).build()?;
 /// let c = StrategyBenchmark::new("one", &p, 1)
 ///     .strategies([ExecutorConfig::Inline, ExecutorConfig::Global])

@@ -32,7 +32,8 @@ pub struct Bar {
 /// idle threads and stragglers show.
 ///
 /// ```
-/// use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task, Timeline};
+/// use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
+/// use conveyor::bench::Timeline;
 /// let p: Pipeline<u64> = Pipeline::builder("p")
 ///     .step([Task::from_fn("a", |c| Ok(*c.input())), Task::from_fn("b", |c| Ok(*c.input()))])
 ///     .build()?;
@@ -41,7 +42,7 @@ pub struct Bar {
 /// assert_eq!(timeline.bars().len(), 2);
 /// let svg = timeline.to_svg();
 /// assert!(svg.starts_with("<svg") && svg.matches("<rect").count() == 2);
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {

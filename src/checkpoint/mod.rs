@@ -64,7 +64,7 @@ impl Fingerprint {
     /// The fingerprint of `bytes`.
     ///
     /// ```
-    /// use conveyor::Fingerprint;
+    /// use conveyor::checkpoint::Fingerprint;
     /// // The FNV-1a 64 test vector for "a".
     /// assert_eq!(Fingerprint::of_bytes(b"a").get(), 0xaf63dc4c8601ec8c);
     /// ```
@@ -238,7 +238,7 @@ forward_store!(&S, Box<S>, Arc<S>);
 /// would race for the temporary file.
 ///
 /// ```
-/// use conveyor::{CheckpointStore, FileCheckpointStore};
+/// use conveyor::checkpoint::{CheckpointStore, FileCheckpointStore};
 /// let dir = std::env::temp_dir().join(format!("conveyor-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let store = FileCheckpointStore::new(dir.join("job.ckpt"));
@@ -368,7 +368,7 @@ impl CheckpointStore for FileCheckpointStore {
 /// a failed step, not a dead process.
 ///
 /// ```
-/// use conveyor::{CheckpointStore, MemoryCheckpointStore};
+/// use conveyor::checkpoint::{CheckpointStore, MemoryCheckpointStore};
 /// let store = MemoryCheckpointStore::new();
 /// store.save(b"x")?;
 /// assert_eq!(store.saves(), 1);

@@ -209,7 +209,8 @@ pub struct FnObserver<F>(F);
 /// Makes an observer from a closure that receives every [`Signal`].
 ///
 /// ```
-/// use conveyor::{observer_fn, Signal};
+/// use conveyor::observer_fn;
+/// use conveyor::signal::Signal;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// let tasks = AtomicUsize::new(0);
 /// let observer = observer_fn(move |s| {

@@ -649,7 +649,8 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
     /// again resumes there; a finished run marks the checkpoint finished.
     ///
     /// ```
-    /// use conveyor::{MemoryCheckpointStore, Pipeline, PipelineExecutor, Task, TaskError};
+    /// use conveyor::{Pipeline, PipelineExecutor, Task, TaskError};
+    /// use conveyor::checkpoint::MemoryCheckpointStore;
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// static BROKEN: AtomicBool = AtomicBool::new(true);
     /// let pipeline = Pipeline::builder("job")

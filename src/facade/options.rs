@@ -40,7 +40,7 @@ impl RunOptions {
 
     /// A deadline for the whole run, counted from the start of `execute`.
     /// When it passes, `execute` returns
-    /// [`PipelineError::Timeout`](crate::PipelineError::Timeout) at once; see
+    /// [`RunError::Timeout`](crate::RunError::Timeout) at once; see
     /// [`Step::timeout`](crate::Step::timeout) for what happens to tasks
     /// still running.
     ///

@@ -167,7 +167,7 @@ impl<T> Step<T> {
 
     /// Where the run goes when a task of this step returns
     /// [`Flow::Switch`](crate::Flow::Switch)`(target, _)`. Targets are 2 to
-    /// 9; any other number is reported by [`PipelineBuilder::build`] as
+    /// 9; any other number is reported by [`PipelineBuilder::build`](crate::PipelineBuilder::build) as
     /// [`BuildError::InvalidSwitch`](crate::BuildError::InvalidSwitch).
     ///
     /// Default: no switch targets.

@@ -83,7 +83,8 @@ impl fmt::Debug for CustomRule {
 /// | [`Custom`](Self::Custom) | the rule says so | the rule says so |
 ///
 /// ```
-/// use conveyor::{EvaluationStrategy, Tally};
+/// use conveyor::EvaluationStrategy;
+/// use conveyor::strategy::Tally;
 /// let outcomes = [true, false, true];
 /// let result = EvaluationStrategy::MajorityMustSucceed { tie_breaker: true }
 ///     .evaluate(&Tally::new(&outcomes));

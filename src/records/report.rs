@@ -36,7 +36,7 @@ pub const REPORT_FORMAT: u32 = 1;
 /// assert_eq!(report.steps[0].errors[0].task.as_deref(), Some("bad"));
 /// let json = report.to_json()?;
 /// assert!(json.contains("\"status\": \"aborted\""));
-/// # Ok::<(), conveyor::PipelineError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
