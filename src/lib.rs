@@ -31,7 +31,7 @@
 //!     .task("summary", |c| Ok(format!("{} words", c.previous().get("count").unwrap())))
 //!     .build()?;
 //!
-//! let run = executor.execute(&pipeline, "  The quick brown fox ".to_owned())?;
+//! let run = executor.execute(&pipeline, "  The quick red fox ".to_owned())?;
 //! assert_eq!(run.output()?.get("summary").unwrap(), "4 words");
 //! assert_eq!(run.context("count|longest").unwrap().state().results().get("longest").unwrap(), "quick");
 //! assert_eq!(run.chain().len(), 3);
