@@ -10,6 +10,7 @@ use crate::engine::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
 use crate::engine::processor::{Outcome, ResultProcessor, StepOutcome};
 use crate::engine::registry::Job;
 use crate::engine::signal::{RetryEvent, SignalEmitter, TaskEvent};
+use crate::engine::trace::{StepSpan, TaskSpan};
 use crate::engine::unwind;
 use crate::error::{DeadlineScope, TaskFailure};
 use crate::ids::ContextId;
@@ -53,6 +54,8 @@ pub(crate) struct StepRun<T> {
     pub(crate) clock: RunClock,
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) deadline: Option<Deadline>,
+    /// The step's span, parent of every task's span wherever it runs.
+    pub(crate) span: StepSpan,
 }
 
 impl Deadline {
@@ -352,6 +355,13 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
         run.emitter
             .emit(|o| o.task_started(&task_event(run, task, number, thread, None, Duration::ZERO)));
     }
+    let span = TaskSpan::enter(
+        &run.span,
+        (&run.pipeline, &run.step),
+        &task.name,
+        number,
+        &task.executor,
+    );
     let started = run.clock.now();
     let halt = || run.halted().is_some();
     let ctx = TaskContext {
@@ -417,6 +427,7 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
         }
     };
     let finished = run.clock.now();
+    span.finish(result.as_ref().err());
     if observed {
         let error = result.as_ref().err();
         run.emitter.emit(|o| {
@@ -441,6 +452,7 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
                 // together spread out, yet one run's delays are repeatable.
                 let seed = (run.context.get() << 32) ^ ((index as u64) << 8) ^ u64::from(number);
                 let delay = policy.delay(number, Some(seed));
+                span.retrying(number, max_attempts, delay, &error);
                 if observed {
                     run.emitter.emit(|o| {
                         o.task_retrying(&retry_event(run, task, number, max_attempts, delay, &error));
@@ -448,6 +460,9 @@ fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progres
                 }
                 attempts.errors.push(error);
                 return Progress::Retry { delay, attempts };
+            }
+            if retryable {
+                span.retries_exhausted(number, &error);
             }
             if retryable && observed {
                 run.emitter.emit(|o| {
@@ -550,6 +565,7 @@ mod tests {
             clock: RunClock::start(),
             cancel: None,
             deadline: None,
+            span: StepSpan::default(),
         }
     }
 

@@ -10,4 +10,5 @@ pub(crate) mod processor;
 pub(crate) mod registry;
 pub(crate) mod signal;
 pub(crate) mod state_manager;
+pub(crate) mod trace;
 pub(crate) mod unwind;

@@ -262,6 +262,7 @@ mod tests {
             clock: crate::records::metrics::RunClock::start(),
             cancel: None,
             deadline: None,
+            span: crate::engine::trace::StepSpan::default(),
         }
     }
 

@@ -17,6 +17,7 @@ use crate::engine::pools::{Pools, PoolsBuilder};
 use crate::engine::registry::CustomExecutor;
 use crate::engine::signal::{ContextEvent, Observer, PipelineEvent, SignalEmitter};
 use crate::engine::state_manager::ExecutionStateManager;
+use crate::engine::trace::{RunSpan, StepSpan};
 use crate::error::{BuildError, CancelledBy, DeadlineScope, RunError, TaskFailure};
 use crate::facade::options::RunOptions;
 use crate::facade::run::Run;
@@ -307,6 +308,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             mut chain,
         } = start;
         let restored = chain.len();
+        let span = RunSpan::enter(scope.pipeline);
         let walked = self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save);
         // Whatever happened, this run's contexts leave the live map: memory
         // stays bounded however many runs go through one executor.
@@ -316,6 +318,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             Ok((status, ..)) => *status,
             Err(_) => ExecutionStatus::Aborted,
         };
+        span.finish(status, walked.as_ref().map_or_else(Some, |(_, _, f)| f.as_ref()));
         if !self.emitter.is_empty() {
             let event = PipelineEvent {
                 pipeline: scope.pipeline,
@@ -555,6 +558,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             stop: None,
             timed_out: None,
         };
+        let span = StepSpan::new(scope.pipeline, &step.name, id, step.tasks.len());
+        let _entered = span.enter();
         let (state, evaluation, tasks) = match self.factory.plan(step) {
             Ok(plan) => {
                 let step_deadline = Deadline::after(step.timeout, DeadlineScope::Step);
@@ -573,6 +578,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     clock: scope.clock,
                     cancel: scope.cancel.cloned(),
                     deadline,
+                    span: span.clone(),
                 };
                 let outcome = ExecutionCoordinator::run(run, plan, &step.strategy);
                 let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
@@ -615,6 +621,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         context.metrics.finished = scope.clock.now();
         context.metrics.tasks = tasks;
         let status = state.status();
+        span.finish(status, end.timed_out.is_some());
         if !self.emitter.is_empty() {
             let evaluation = context.evaluation.clone();
             self.signal_context(
