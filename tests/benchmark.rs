@@ -70,11 +70,15 @@ fn every_strategy_and_the_baseline_are_compared() {
     let comparison = StrategyBenchmark::new("fan-out 6", &pipeline, 1)
         .executor(&executor)
         .strategies(strategies())
-        .baseline("rayon", || {
+        .as_configured()
+        .baseline_on("rayon", 2, || {
             use rayon::prelude::*;
             let s: u64 = (0..6_u64).into_par_iter().map(|i| 1 + i).sum();
             std::hint::black_box(s);
             baseline_runs.fetch_add(1, Ordering::Relaxed);
+        })
+        .baseline_on("loop", 1, || {
+            std::hint::black_box((0..6_u64).map(|i| 1 + i).sum::<u64>());
         })
         .warmups(1)
         .runs(3)
@@ -92,32 +96,60 @@ fn every_strategy_and_the_baseline_are_compared() {
             "global",
             "thread-per-task",
             "custom(spawner)",
-            "rayon"
+            "as configured",
+            "rayon",
+            "loop"
         ]
     );
     assert_eq!(comparison.tasks, 8);
     assert_eq!(comparison.baseline().unwrap().name, "rayon");
     for r in &comparison.results {
         assert_eq!(r.runs, 3, "{}", r.name);
+        assert_eq!(r.samples.len(), 3, "{}", r.name);
         assert!(r.min <= r.median && r.median <= r.max, "{}", r.name);
         assert!(r.ratio_to_fastest >= 1.0, "{}", r.name);
-        assert!(r.ratio_to_baseline.is_some(), "{}", r.name);
         #[cfg(target_os = "linux")]
         assert!(r.cpu.is_some(), "{}", r.name);
     }
+    // Overheads only against a baseline of the same parallelism.
+    let against = |name: &str| comparison.result(name).unwrap().compared_with.clone();
+    assert_eq!(against("inline").as_deref(), Some("loop"));
+    assert_eq!(against("pool(2)").as_deref(), Some("rayon"));
+    assert_eq!(
+        against("custom(spawner)"),
+        None,
+        "a custom executor's threads are unknown"
+    );
+    assert_eq!(
+        against("as configured"),
+        against("global"),
+        "every task of the pipeline is on the global pool"
+    );
+    assert!(comparison.result("pool(2)").unwrap().ratio_to_baseline.is_some());
+    // Every run of every contender, in the order the rounds ran them.
+    let mut starts: Vec<_> = comparison
+        .results
+        .iter()
+        .flat_map(|r| r.samples.iter().map(|s| s.start))
+        .collect();
+    let count = starts.len();
+    starts.sort_unstable();
+    starts.dedup();
+    assert_eq!(starts.len(), count, "each sample is its own run");
     let fastest = comparison.fastest().unwrap();
     assert_eq!(fastest.ratio_to_fastest, 1.0);
 
-    assert_eq!(progress.started.load(Ordering::Relaxed), 24);
+    assert_eq!(progress.started.load(Ordering::Relaxed), 32);
     let runs = progress.runs.lock().unwrap();
-    assert_eq!(runs.len(), 24);
-    assert_eq!(*runs.last().unwrap(), (24, 24));
+    assert_eq!(runs.len(), 32);
+    assert_eq!(*runs.last().unwrap(), (32, 32));
     assert_eq!(progress.finished.load(Ordering::Relaxed), 1);
 
     let json: serde_json::Value = serde_json::from_str(&comparison.to_json()).unwrap();
     assert_eq!(json["benchmark"], "fan-out 6");
     let rows = json["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows[0]["samples"].as_array().unwrap().len(), 3);
     assert!(rows.iter().all(|r| r["median_ns"].as_u64().is_some()));
     assert_eq!(rows[1]["config"]["pool"]["threads"], 2);
     let back: Comparison = serde_json::from_str(&comparison.to_json()).unwrap();
@@ -126,7 +158,7 @@ fn every_strategy_and_the_baseline_are_compared() {
     let csv = comparison.to_csv();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], Comparison::CSV_HEADER);
-    assert_eq!(lines.len(), 7);
+    assert_eq!(lines.len(), 9);
     let columns = Comparison::CSV_HEADER.split(',').count();
     for (line, name) in lines[1..].iter().zip(names) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -141,7 +173,9 @@ fn every_strategy_and_the_baseline_are_compared() {
         "global",
         "thread-per-task",
         "custom(spawner)",
+        "as configured",
         "rayon*",
+        "loop*",
     ] {
         assert!(table.contains(name), "{name} missing from\n{table}");
     }

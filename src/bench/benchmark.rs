@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bench::comparison::{Comparison, Samples};
+use crate::bench::comparison::{Comparison, Row, Sample};
 use crate::engine::unwind;
 use crate::error::{BuildError, RunError};
 use crate::facade::executor::PipelineExecutor;
@@ -68,14 +68,35 @@ impl<O: BenchmarkObserver + ?Sized> BenchmarkObserver for Arc<O> {
 
 type BaselineFn<'a> = Box<dyn FnMut() + 'a>;
 
+/// What one contender runs: the pipeline with every task moved to one
+/// config, or the pipeline as its author configured it.
+#[derive(Debug, Clone, PartialEq)]
+enum Contender {
+    Forced(ExecutorConfig),
+    AsConfigured,
+}
+
+/// The name of the contender that runs the pipeline unchanged.
+const AS_CONFIGURED: &str = "as configured";
+
+struct Baseline<'a> {
+    name: String,
+    threads: usize,
+    f: BaselineFn<'a>,
+}
+
 /// Runs one pipeline under several executor strategies and compares them.
 ///
-/// Each strategy is applied with [`Pipeline::with_executor`]. The runs are
-/// interleaved, round by round, with the order rotated each round, so that
-/// drift of the machine (frequency scaling, other processes) hits every
-/// strategy alike. An optional baseline, such as the same work written with
-/// plain rayon, is measured in the same rounds, and every figure is also
-/// given as a ratio to it.
+/// Each strategy is applied with [`Pipeline::with_executor`];
+/// [`as_configured`](Self::as_configured) adds the pipeline unchanged as a
+/// contender. The runs are interleaved, round by round, with the order
+/// rotated each round, so that drift of the machine (frequency scaling,
+/// other processes) hits every strategy alike. Baselines, such as the same
+/// work written with plain rayon, are measured in the same rounds; each
+/// baseline declares how many threads it uses, and each strategy's
+/// overheads are computed against the baseline with as many threads as the
+/// strategy has (a serial strategy against a serial baseline), never
+/// across.
 ///
 /// The setters consume and return the benchmark, and [`run`](Self::run)
 /// checks the setup and does the work, so a comparison is one expression.
@@ -89,11 +110,15 @@ type BaselineFn<'a> = Box<dyn FnMut() + 'a>;
 ///     .build()?;
 /// let comparison = StrategyBenchmark::new("squares", &pipeline, 3)
 ///     .strategies([ExecutorConfig::Inline, ExecutorConfig::pool(2)])
-///     .baseline("loop", || { std::hint::black_box((0..8_u64).map(|i| 3 * i).sum::<u64>()); })
+///     .as_configured()
+///     .baseline_on("loop", 1, || { std::hint::black_box((0..8_u64).map(|i| 3 * i).sum::<u64>()); })
 ///     .warmups(1)
 ///     .runs(3)
 ///     .run()?;
-/// assert_eq!(comparison.results.len(), 3);
+/// assert_eq!(comparison.results.len(), 4);
+/// let inline = comparison.result("inline").unwrap();
+/// assert_eq!(inline.compared_with.as_deref(), Some("loop")); // one thread each
+/// assert_eq!(inline.samples.len(), 3);
 /// println!("{comparison}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -102,8 +127,8 @@ pub struct StrategyBenchmark<'a, T> {
     pipeline: Pipeline<T>,
     input: T,
     executor: Option<&'a PipelineExecutor<T>>,
-    strategies: Vec<ExecutorConfig>,
-    baseline: Option<(String, BaselineFn<'a>)>,
+    strategies: Vec<Contender>,
+    baselines: Vec<Baseline<'a>>,
     observers: Vec<Box<dyn BenchmarkObserver + 'a>>,
     warmups: usize,
     runs: usize,
@@ -119,7 +144,7 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
             input,
             executor: None,
             strategies: Vec::new(),
-            baseline: None,
+            baselines: Vec::new(),
             observers: Vec::new(),
             warmups: 3,
             runs: 10,
@@ -130,9 +155,24 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
     ///
     /// Default: none; at least one is needed.
     #[must_use]
-    pub fn strategy(mut self, config: ExecutorConfig) -> Self {
-        if !self.strategies.contains(&config) {
-            self.strategies.push(config);
+    pub fn strategy(self, config: ExecutorConfig) -> Self {
+        self.contender(Contender::Forced(config))
+    }
+
+    /// Adds the pipeline as it was configured, each task on the executor
+    /// its author chose, as the contender named `as configured`; given
+    /// twice, it is measured once. Its executors must be known to the
+    /// benchmark's [`executor`](Self::executor).
+    ///
+    /// Default: not measured.
+    #[must_use]
+    pub fn as_configured(self) -> Self {
+        self.contender(Contender::AsConfigured)
+    }
+
+    fn contender(mut self, contender: Contender) -> Self {
+        if !self.strategies.contains(&contender) {
+            self.strategies.push(contender);
         }
         self
     }
@@ -157,14 +197,41 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
     }
 
     /// Measures `f` in the same rounds as the strategies, as the row named
-    /// `name`; every result then also carries its ratio to it. `f` should do
-    /// the pipeline's work without conveyor, for example with plain rayon on
-    /// a pool of the same size.
+    /// `name`, taken to use every thread of the machine
+    /// ([`std::thread::available_parallelism`]), as rayon's global pool
+    /// does. `f` should do the pipeline's work without conveyor. Strategies
+    /// with as many threads are compared with it; see
+    /// [`baseline_on`](Self::baseline_on) for other counts.
     ///
     /// Default: no baseline.
     #[must_use]
-    pub fn baseline(mut self, name: impl Into<String>, f: impl FnMut() + 'a) -> Self {
-        self.baseline = Some((name.into(), Box::new(f)));
+    pub fn baseline(self, name: impl Into<String>, f: impl FnMut() + 'a) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        self.baseline_on(name, threads, f)
+    }
+
+    /// Measures `f`, which does the pipeline's work on `threads` threads
+    /// without conveyor, as the row named `name`: a plain loop with
+    /// `threads` = 1, or plain rayon on a pool of `threads`. Each strategy's
+    /// overhead columns ([`StrategyResult::overhead_per_task_ns`],
+    /// [`StrategyResult::ratio_to_baseline`]) are computed against the first
+    /// baseline with the strategy's thread count, so that a serial strategy
+    /// is never charged with a parallel baseline's speedup.
+    ///
+    /// Default: no baseline. A name given twice keeps the first.
+    ///
+    /// [`StrategyResult::overhead_per_task_ns`]: crate::bench::StrategyResult::overhead_per_task_ns
+    /// [`StrategyResult::ratio_to_baseline`]: crate::bench::StrategyResult::ratio_to_baseline
+    #[must_use]
+    pub fn baseline_on(mut self, name: impl Into<String>, threads: usize, f: impl FnMut() + 'a) -> Self {
+        let name = name.into();
+        if !self.baselines.iter().any(|b| b.name == name) {
+            self.baselines.push(Baseline {
+                name,
+                threads,
+                f: Box::new(f),
+            });
+        }
         self
     }
 
@@ -228,64 +295,81 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
         let pipelines: Vec<Pipeline<T>> = self
             .strategies
             .iter()
-            .map(|c| self.pipeline.with_executor(c.clone()))
+            .map(|c| match c {
+                Contender::Forced(config) => self.pipeline.with_executor(config.clone()),
+                Contender::AsConfigured => self.pipeline.clone(),
+            })
             .collect();
-        let mut names: Vec<String> = self.strategies.iter().map(ToString::to_string).collect();
-        let mut baseline = self.baseline.take().map(|(name, f)| {
-            names.push(name);
-            f
-        });
-        let contenders = names.len();
+        let mut rows: Vec<Row> = self
+            .strategies
+            .iter()
+            .map(|c| match c {
+                Contender::Forced(config) => Row {
+                    name: config.to_string(),
+                    config: Some(config.clone()),
+                    baseline: false,
+                    threads: threads_of(executor, config),
+                    samples: Vec::with_capacity(self.runs),
+                },
+                Contender::AsConfigured => Row {
+                    name: AS_CONFIGURED.to_owned(),
+                    config: None,
+                    baseline: false,
+                    threads: shared_threads(executor, &self.pipeline),
+                    samples: Vec::with_capacity(self.runs),
+                },
+            })
+            .collect();
+        let mut baselines = std::mem::take(&mut self.baselines);
+        rows.extend(baselines.iter().map(|b| Row {
+            name: b.name.clone(),
+            config: None,
+            baseline: true,
+            threads: Some(b.threads),
+            samples: Vec::with_capacity(self.runs),
+        }));
+        let contenders = rows.len();
         let rounds = self.warmups + self.runs;
         let total = rounds * contenders;
         self.notify(|o| o.benchmark_started(&self.name, total));
 
-        let mut samples: Vec<Samples> = (0..contenders).map(|_| Samples::new(self.runs)).collect();
+        let origin = Instant::now();
         let mut done = 0;
         for round in 0..rounds {
             let warmup = round < self.warmups;
             for k in 0..contenders {
                 let who = (round + k) % contenders;
-                let (wall, cpu) = match pipelines.get(who) {
-                    Some(pipeline) => self.time_pipeline(executor, pipeline)?,
-                    None => match baseline.as_mut() {
-                        Some(f) => time(f).map_err(|message| RunError::BaselinePanicked {
+                let sample = match pipelines.get(who) {
+                    Some(pipeline) => self.time_pipeline(executor, pipeline, origin)?,
+                    None => {
+                        let baseline = &mut baselines[who - pipelines.len()];
+                        time(&mut baseline.f, origin).map_err(|message| RunError::BaselinePanicked {
                             benchmark: self.name.clone(),
                             message,
-                        })?,
-                        None => continue,
-                    },
+                        })?
+                    }
                 };
                 done += 1;
                 if !warmup {
-                    samples[who].push(wall, cpu);
+                    rows[who].samples.push(sample);
                 }
                 let event = BenchmarkEvent {
                     benchmark: &self.name,
-                    contender: &names[who],
+                    contender: &rows[who].name,
                     warmup,
                     done,
                     total,
-                    wall,
+                    wall: sample.wall,
                 };
                 self.notify(|o| o.run_finished(&event));
             }
         }
-        let has_baseline = baseline.is_some();
-        let configs = self.strategies.iter().cloned().map(Some);
-        let rows = names
-            .into_iter()
-            .zip(configs.chain(has_baseline.then_some(None)))
-            .zip(samples)
-            .map(|((name, config), s)| (name, config, s))
-            .collect();
-        let comparison = Comparison::from_samples(
+        let comparison = Comparison::from_rows(
             self.name.clone(),
             self.pipeline.task_count(),
             self.warmups,
             self.runs,
             rows,
-            has_baseline,
         );
         self.notify(|o| o.benchmark_finished(&comparison));
         Ok(comparison)
@@ -295,17 +379,18 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
         &self,
         executor: &PipelineExecutor<T>,
         pipeline: &Pipeline<T>,
-    ) -> Result<(Duration, Option<Duration>), RunError> {
+        origin: Instant,
+    ) -> Result<Sample, RunError> {
         let input = self.input.clone();
-        let cpu = cpu_time();
+        let cpu = cpu_now();
         let start = Instant::now();
         let run = executor.execute(pipeline, input);
         let wall = start.elapsed();
-        let cpu = cpu.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a));
+        let cpu = cpu.zip(cpu_now()).map(|(a, b)| b.saturating_sub(a));
         // The run is dropped outside the timed part: freeing its results is
         // the caller's cost, not the strategy's.
         run?.output()?;
-        Ok((wall, cpu))
+        Ok(Sample::new(start - origin, wall, cpu))
     }
 
     fn notify(&self, hook: impl Fn(&dyn BenchmarkObserver)) {
@@ -317,14 +402,38 @@ impl<'a, T: Clone + Send + Sync + 'static> StrategyBenchmark<'a, T> {
     }
 }
 
-/// Times the baseline; a panic in it is user code's, caught and returned as
+/// Times a baseline; a panic in it is user code's, caught and returned as
 /// its message.
-fn time(f: &mut BaselineFn<'_>) -> Result<(Duration, Option<Duration>), String> {
-    let cpu = cpu_time();
+fn time(f: &mut BaselineFn<'_>, origin: Instant) -> Result<Sample, String> {
+    let cpu = cpu_now();
     let start = Instant::now();
     unwind::catch(f)?;
     let wall = start.elapsed();
-    Ok((wall, cpu.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a))))
+    let cpu = cpu.zip(cpu_now()).map(|(a, b)| b.saturating_sub(a));
+    Ok(Sample::new(start - origin, wall, cpu))
+}
+
+/// How many threads `executor` runs a group on `config` on; thread-per-task
+/// counts as the machine's threads, since that is how many of its tasks
+/// run at once.
+fn threads_of<T>(executor: &PipelineExecutor<T>, config: &ExecutorConfig) -> Option<usize> {
+    match config {
+        ExecutorConfig::ThreadPerTask => Some(std::thread::available_parallelism().map_or(1, usize::from)),
+        config => executor.pools().threads(config),
+    }
+}
+
+/// The thread count every group of `pipeline` runs on, if they all share
+/// one.
+fn shared_threads<T>(executor: &PipelineExecutor<T>, pipeline: &Pipeline<T>) -> Option<usize> {
+    let mut counts = Vec::new();
+    for step in pipeline.steps() {
+        for config in executor.plan(step).ok()? {
+            counts.push(threads_of(executor, &config));
+        }
+    }
+    let first = (*counts.first()?)?;
+    counts.iter().all(|&c| c == Some(first)).then_some(first)
 }
 
 impl<T> fmt::Debug for StrategyBenchmark<'_, T> {
@@ -333,7 +442,14 @@ impl<T> fmt::Debug for StrategyBenchmark<'_, T> {
             .field("name", &self.name)
             .field("pipeline", &self.pipeline.name())
             .field("strategies", &self.strategies)
-            .field("baseline", &self.baseline.as_ref().map(|(n, _)| n))
+            .field(
+                "baselines",
+                &self
+                    .baselines
+                    .iter()
+                    .map(|b| (&b.name, b.threads))
+                    .collect::<Vec<_>>(),
+            )
             .field("observers", &self.observers.len())
             .field("warmups", &self.warmups)
             .field("runs", &self.runs)
@@ -341,37 +457,13 @@ impl<T> fmt::Debug for StrategyBenchmark<'_, T> {
     }
 }
 
-/// The kernel reports `/proc` times in USER_HZ ticks, which is 100 on every
-/// architecture Rust supports on Linux; reading `sysconf(_SC_CLK_TCK)` would
-/// need libc and `unsafe`.
-#[cfg(any(target_os = "linux", test))]
-const TICKS_PER_SECOND: u64 = 100;
-
 /// CPU time (user + system) used by this process so far, every thread
-/// included, even threads that have exited. Its resolution is one clock tick
-/// (10 ms), so a benchmark sums it over many runs before dividing.
-#[cfg(target_os = "linux")]
-pub(crate) fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    parse_stat(&stat)
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn cpu_time() -> Option<Duration> {
-    None
-}
-
-/// utime and stime are fields 14 and 15 of `/proc/self/stat`. The command
-/// name (field 2) may hold spaces and parentheses, so fields are counted
-/// from its closing parenthesis.
-#[cfg(any(target_os = "linux", test))]
-fn parse_stat(stat: &str) -> Option<Duration> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    let ticks = utime + stime;
-    Some(Duration::from_nanos(ticks * (1_000_000_000 / TICKS_PER_SECOND)))
+/// included, from the process CPU clock (`clock_gettime` with
+/// `CLOCK_PROCESS_CPUTIME_ID` on Unix, `GetProcessTimes` on Windows):
+/// nanosecond resolution on Linux, so one run's figure means something.
+/// `None` where the clock cannot be read.
+pub(crate) fn cpu_now() -> Option<Duration> {
+    cpu_time::ProcessTime::try_now().ok().map(|t| t.as_duration())
 }
 
 #[cfg(test)]
@@ -480,11 +572,21 @@ mod tests {
     }
 
     #[test]
-    fn stat_lines_parse_past_odd_command_names() {
-        let line = "42 (a b) c)) S 1 2 3 4 5 6 7 8 9 10 250 130 0 0 20 0 1 0";
-        assert_eq!(parse_stat(line), Some(Duration::from_millis(3800)));
-        assert_eq!(parse_stat("garbage"), None);
-        #[cfg(target_os = "linux")]
-        assert!(cpu_time().is_some());
+    fn the_cpu_clock_counts_well_below_a_millisecond() {
+        let Some(before) = cpu_now() else {
+            return; // a platform without a process CPU clock
+        };
+        // Spin until the clock moves, bounded so the test cannot hang.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut after = before;
+        while after == before && Instant::now() < deadline {
+            std::hint::black_box((0..1_000_u64).sum::<u64>());
+            after = cpu_now().unwrap();
+        }
+        let step = after - before;
+        assert!(step > Duration::ZERO);
+        // /proc/self/stat moved in 10 ms ticks; this clock moves in far
+        // smaller steps.
+        assert!(step < Duration::from_millis(1), "{step:?}");
     }
 }
