@@ -207,3 +207,94 @@ fn the_timeline_has_one_bar_per_task() {
         }
     }
 }
+
+/// A run with several steps, a pool, a retry and a failure, as a Chrome
+/// trace: it parses, every task is one slice, every slice has the fields a
+/// viewer needs, and every track is named.
+#[test]
+fn a_run_exports_a_chrome_trace_with_every_task_once() {
+    use conveyor::bench::ChromeTrace;
+    use conveyor::{RetryPolicy, TaskError};
+
+    let executor = PipelineExecutor::builder()
+        .executor("cpu", ExecutorConfig::pool(2))
+        .build()
+        .unwrap();
+    let retry = RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(0.0, 1.0, 0.0)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::builder("traced")
+        .step([Task::from_fn("source", |c| Ok(*c.input()))])
+        .step(
+            (0..20)
+                .map(|i| {
+                    Task::from_fn(format!("w{i}"), move |c| Ok(c.previous().first().unwrap() + i)).on("cpu")
+                })
+                .chain([Task::from_fn("flaky", |c| {
+                    if c.attempt() == 1 {
+                        Err(TaskError::msg("once"))
+                    } else {
+                        Ok(0)
+                    }
+                })
+                .retry(retry)])
+                .collect::<Vec<_>>(),
+        )
+        .step([Task::from_fn("sink", |c| Ok(c.previous().values().sum()))])
+        .build()
+        .unwrap();
+    let run = executor.execute(&pipeline, 1).unwrap();
+    assert!(run.is_success());
+
+    let mut trace = ChromeTrace::from_run(&run);
+    let comparison = StrategyBenchmark::new("small", &fan_out(3), 1)
+        .strategies([ExecutorConfig::Inline])
+        .warmups(0)
+        .runs(2)
+        .run()
+        .unwrap();
+    trace.add_comparison(&comparison);
+    let json: serde_json::Value = serde_json::from_str(&trace.to_json()).expect("the trace parses");
+    let events = json["traceEvents"].as_array().expect("a traceEvents array");
+
+    let mut tasks: Vec<&str> = events
+        .iter()
+        .filter(|e| e["cat"] == "task")
+        .map(|e| e["args"]["task"].as_str().unwrap())
+        .collect();
+    tasks.sort_unstable();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("w{i}")).collect();
+    expected.extend(["flaky", "sink", "source"].map(String::from));
+    expected.sort_unstable();
+    assert_eq!(tasks, expected, "every task exactly once");
+
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        for field in ["name", "cat", "ts", "dur", "pid", "tid", "args"] {
+            assert!(!e[field].is_null(), "{field} missing from {e}");
+        }
+        assert!(e["dur"].as_f64().unwrap() >= 0.0);
+    }
+    let named: std::collections::HashSet<(u64, u64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .map(|e| (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap()))
+        .collect();
+    for e in events.iter().filter(|e| e["ph"] == "X" || e["ph"] == "i") {
+        let track = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        assert!(named.contains(&track), "unnamed track for {e}");
+    }
+    // Threads are numbered from 1 within the run.
+    let run_threads: Vec<u64> = events
+        .iter()
+        .filter(|e| e["cat"] == "task")
+        .map(|e| e["tid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(run_threads.iter().min(), Some(&1));
+    let retried: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "retry").collect();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0]["args"]["task"], "flaky");
+    assert_eq!(events.iter().filter(|e| e["cat"] == "step").count(), 3);
+    assert_eq!(events.iter().filter(|e| e["cat"] == "run").count(), 2);
+}
