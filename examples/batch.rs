@@ -1,11 +1,12 @@
 //! A CPU-bound batch job: sensor readings generated in shards on a pool, analysed in parallel, reported inline.
 
 use std::fmt::Write as _;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
+use conveyor::bench::ChromeTrace;
 use conveyor::checkpoint::FileCheckpointStore;
 use conveyor::signal::ContextEvent;
 use conveyor::{
@@ -13,27 +14,6 @@ use conveyor::{
     TaskError,
 };
 use serde::{Deserialize, Serialize};
-
-const USAGE: &str = "\
-usage: batch [--records N] [--shards N] [--threads N] [--seed N]
-             [--report PATH] [--checkpoint PATH] [--abort-in STEP]
-
-  --records N        sensor readings to generate (default 1000000)
-  --shards N         generate tasks, each making one shard (default 16)
-  --threads N        threads of the `cpu` pool (default: available parallelism)
-  --seed N           PRNG seed; equal seeds give equal checksums (default 42)
-  --report PATH      write the run report, as JSON, to PATH (default batch-report.json)
-  --checkpoint PATH  save the run's progress to PATH after every step; when PATH
-                     holds the progress of an unfinished run with the same flags,
-                     resume it: the steps it finished are not run again
-  --abort-in STEP    kill the process as step STEP (generate, analyse, report)
-                     starts, to try out resuming
-  --help             print this and exit
-
-resuming a job that died:
-  batch --checkpoint job.ckpt --abort-in analyse   # dies in `analyse`
-  batch --checkpoint job.ckpt                      # skips `generate`, finishes
-A finished run marks its checkpoint finished; delete the file to run again.";
 
 /// Readings below or above the histogram's range land in its first or last
 /// bin, so the bins always add up to the record count.
@@ -68,50 +48,52 @@ enum Data {
     Report(String),
 }
 
-#[derive(Debug, Clone)]
+/// A CPU-bound batch job: sensor readings generated in shards on a pool,
+/// analysed in parallel, reported inline.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "batch",
+    after_help = "\
+Resuming a job that died:
+  batch --checkpoint job.ckpt --abort-in analyse   # dies in `analyse`
+  batch --checkpoint job.ckpt                      # skips `generate`, finishes
+A finished run marks its checkpoint finished; delete the file to run again."
+)]
 struct Args {
+    /// Sensor readings to generate.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     records: usize,
+    /// Generate tasks, each making one shard.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = at_least_one)]
     shards: usize,
-    threads: usize,
+    /// Threads of the `cpu` pool [default: available parallelism].
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    threads: Option<usize>,
+    /// PRNG seed; equal seeds give equal checksums.
+    #[arg(long, value_name = "N", default_value_t = 42)]
     seed: u64,
+    /// Write the run report, as JSON, to PATH.
+    #[arg(long, value_name = "PATH", default_value = "batch-report.json")]
     report: PathBuf,
+    /// Save the run's progress to PATH after every step; when PATH holds the
+    /// progress of an unfinished run with the same flags, resume it: the
+    /// steps it finished are not run again.
+    #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
+    /// Kill the process as step STEP starts, to try out resuming.
+    #[arg(long, value_name = "STEP", value_parser = ["generate", "analyse", "report"])]
     abort_in: Option<String>,
+    /// Write the run as a Chrome trace (Perfetto, chrome://tracing) to PATH.
+    #[arg(long, value_name = "PATH")]
+    trace: Option<PathBuf>,
 }
 
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut args = Args {
-        records: 1_000_000,
-        shards: 16,
-        threads: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-        seed: 42,
-        report: PathBuf::from("batch-report.json"),
-        checkpoint: None,
-        abort_in: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
-        }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|e| format!("{flag} {value}: {e}"));
-        let size = || number().and_then(|n| usize::try_from(n).map_err(|e| format!("{flag} {value}: {e}")));
-        match flag.as_str() {
-            "--records" => args.records = size()?,
-            "--shards" => args.shards = size()?,
-            "--threads" => args.threads = size()?,
-            "--seed" => args.seed = number()?,
-            "--report" => args.report = PathBuf::from(value),
-            "--checkpoint" => args.checkpoint = Some(PathBuf::from(value)),
-            "--abort-in" => args.abort_in = Some(value),
-            _ => return Err(format!("unknown flag {flag}")),
-        }
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
-    if args.shards == 0 {
-        return Err("--shards must be at least 1".into());
-    }
-    Ok(Some(args))
 }
 
 /// xorshift64*: tiny, fast, and reproducible on every platform.
@@ -352,19 +334,17 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Millions of records per second of `wall`.
+fn rate(records: usize, wall: Duration) -> f64 {
+    records as f64 / wall.as_secs_f64().max(1e-9) / 1e6
+}
+
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("batch: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut builder = PipelineExecutor::builder().executor("cpu", ExecutorConfig::pool(args.threads));
+    let args = Args::parse();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut builder = PipelineExecutor::builder().executor("cpu", ExecutorConfig::pool(threads));
     if let Some(step) = &args.abort_in {
         builder = builder.observer(AbortIn(step.clone()));
     }
@@ -390,7 +370,7 @@ fn main() -> ExitCode {
 
     println!(
         "batch: {} records in {} shards, {} threads, seed {}",
-        args.records, args.shards, args.threads, args.seed
+        args.records, args.shards, threads, args.seed
     );
     println!("status {:?} after {} steps", run.status(), run.chain().len());
     if run.restored() > 0 {
@@ -408,26 +388,48 @@ fn main() -> ExitCode {
         Ok(Err(e)) => eprintln!("batch: could not write {}: {e}", args.report.display()),
         Err(e) => eprintln!("batch: {e}"),
     }
-    println!("  step        tasks   wall ms   busy ms");
-    // Restored steps ran in the process that saved the checkpoint.
+    if let Some(path) = &args.trace {
+        match std::fs::write(path, ChromeTrace::from_run(&run).to_json()) {
+            Ok(()) => println!("trace written to {} (open it in Perfetto)", path.display()),
+            Err(e) => eprintln!("batch: could not write {}: {e}", path.display()),
+        }
+    }
+    println!("  step        tasks   wall ms   busy ms   M records/s");
+    // Restored steps ran in the process that saved the checkpoint: they
+    // are neither listed nor counted in any rate here.
     for context in run.chain().iter().skip(run.restored()) {
         let metrics = context.metrics();
         // Busy time over wall time is how much of the pool the step used.
         let busy: Duration = metrics.tasks.iter().map(|t| t.duration()).sum();
+        // `generate` makes every record and `analyse` reads each one; the
+        // report only formats their summaries.
+        let rate = match context.step() {
+            "generate" | "analyse" => format!("{:>13.2}", rate(args.records, metrics.duration())),
+            _ => format!("{:>13}", "-"),
+        };
         println!(
-            "  {:<10} {:>6} {:>9.2} {:>9.2}",
+            "  {:<10} {:>6} {:>9.2} {:>9.2} {rate}",
             context.step(),
             metrics.tasks.len(),
             millis(metrics.duration()),
             millis(busy),
         );
     }
-    let seconds = run.duration().as_secs_f64();
-    println!(
-        "total {:.2} ms, {:.2} M records/s",
-        seconds * 1e3,
-        args.records as f64 / seconds / 1e6
-    );
+    if run.restored() == 0 {
+        println!(
+            "total {:.2} ms, {:.2} M records/s end to end",
+            millis(run.duration()),
+            rate(args.records, run.duration())
+        );
+    } else {
+        // Dividing every record by the time of the steps left after a
+        // resume would credit this process with work an earlier one did.
+        println!(
+            "total {:.2} ms for the {} steps run in this process; no end-to-end rate for a resumed run",
+            millis(run.duration()),
+            run.chain().len() - run.restored()
+        );
+    }
     match run.output().map(|out| out.get("report")) {
         Ok(Some(Data::Report(text))) => {
             print!("{text}");
