@@ -68,7 +68,14 @@
 //!   [`PipelineExecutor::execute_with_checkpoint`] resume a job after its
 //!   last finished step.
 //! - [`bench::StrategyBenchmark`] compares executor strategies on a pipeline
-//!   of your own, and [`bench::Timeline`] draws which task ran where.
+//!   of your own, against baselines of the same parallelism;
+//!   [`bench::Timeline`] draws which task ran where, and
+//!   [`bench::ChromeTrace`] exports runs and benchmarks for Perfetto and
+//!   `chrome://tracing`.
+//! - With the `tracing` cargo feature, runs, steps and task attempts are
+//!   `tracing` spans (target `conveyor`), a task's span a child of its
+//!   step's on whichever thread it runs, and retries, cancels and deadlines
+//!   are events. `log` stays the default, through [`LogObserver`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]

@@ -13,14 +13,16 @@
 //! | span `run` | `INFO` | `pipeline`, `status` |
 //! | span `step`, child of `run` | `DEBUG` | `pipeline`, `step`, `context`, `tasks`, `status` |
 //! | span `task`, child of `step`, one per attempt | `TRACE` | `pipeline`, `step`, `task`, `attempt`, `executor`, `thread`, `status` |
-//! | event `retrying`, in the attempt's span | `INFO` | `task`, `attempt`, `max_attempts`, `delay_us`, `error` |
-//! | event `retries exhausted`, in the attempt's span | `WARN` | `task`, `attempts`, `error` |
-//! | event `step cancelled` / `step deadline passed`, in the step's span | `WARN` | `step`, `status` |
-//! | event `run cancelled` / `run deadline passed`, in the run's span | `WARN` | `pipeline`, `error` |
+//! | event `retrying`, in the attempt's span | `INFO` | `attempt`, `max_attempts`, `delay_us`, `error` |
+//! | event `retries exhausted`, in the attempt's span | `WARN` | `attempts`, `error` |
+//! | event `step cancelled` / `step deadline passed`, in the step's span | `WARN` | `status` |
+//! | event `run cancelled` / `run deadline passed`, in the run's span | `WARN` | `error` |
 //!
 //! The levels follow [`LogObserver`](crate::LogObserver)'s: runs at `info`,
 //! steps at `debug`, tasks at `trace`, so a subscriber at `info` pays
-//! nothing per task.
+//! nothing per task. A task's span and its retry events exist only when
+//! its step's span is enabled: then, without a subscriber, or with one that
+//! drops steps, a task costs one branch.
 //!
 //! A task's span names its step's span as its parent explicitly, since the
 //! task usually runs on a pool thread where the step's span is not entered:
@@ -120,8 +122,12 @@ mod on {
     }
 
     /// The span of one attempt at a task, entered on the thread that runs
-    /// it, with the step's span as its parent.
-    pub(crate) struct TaskSpan {
+    /// it, with the step's span as its parent; nothing when the step's span
+    /// is disabled (no subscriber, or one that drops steps), so that a task
+    /// pays one branch on the step's span, not the span macro's checks.
+    pub(crate) struct TaskSpan(Option<Entered>);
+
+    struct Entered {
         span: tracing::span::EnteredSpan,
         /// Where retry events go: the attempt's span, or the step's when a
         /// subscriber takes steps but not tasks (at `debug`), so the event
@@ -130,13 +136,31 @@ mod on {
     }
 
     impl TaskSpan {
+        #[inline]
         pub(crate) fn enter(
+            step: &StepSpan,
+            names: (&str, &str),
+            task: &str,
+            attempt: u32,
+            executor: &ExecutorRef,
+        ) -> Self {
+            if step.0.is_disabled() {
+                Self(None)
+            } else {
+                Self(Some(Self::open(step, names, task, attempt, executor)))
+            }
+        }
+
+        // Out of line, so the task loop carries only the branch above.
+        #[cold]
+        #[inline(never)]
+        fn open(
             step: &StepSpan,
             (pipeline, step_name): (&str, &str),
             task: &str,
             attempt: u32,
             executor: &ExecutorRef,
-        ) -> Self {
+        ) -> Entered {
             let span = tracing::span!(
                 target: TARGET,
                 parent: &step.0,
@@ -151,24 +175,29 @@ mod on {
                 status = Empty
             );
             let events = span.id().or_else(|| step.0.id());
-            Self {
+            Entered {
                 span: span.entered(),
                 events,
             }
         }
 
         /// Records how the attempt ended: `succeeded`, or the failure's kind.
+        #[inline]
         pub(crate) fn finish(&self, failure: Option<&TaskFailure>) {
-            self.span
-                .record("status", failure.map_or("succeeded", TaskFailure::kind));
+            if let Some(entered) = &self.0 {
+                entered
+                    .span
+                    .record("status", failure.map_or("succeeded", TaskFailure::kind));
+            }
         }
 
         /// The attempt failed and the task will run again after `delay`.
         pub(crate) fn retrying(&self, attempt: u32, max_attempts: u32, delay: Duration, error: &TaskFailure) {
+            let Some(entered) = &self.0 else { return };
             let delay_us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
             tracing::info!(
                 target: TARGET,
-                parent: self.events.clone(),
+                parent: entered.events.clone(),
                 attempt,
                 max_attempts,
                 delay_us,
@@ -179,7 +208,14 @@ mod on {
 
         /// The attempt failed and was the task's last allowed one.
         pub(crate) fn retries_exhausted(&self, attempts: u32, error: &TaskFailure) {
-            tracing::warn!(target: TARGET, parent: self.events.clone(), attempts, error = %error, "retries exhausted");
+            let Some(entered) = &self.0 else { return };
+            tracing::warn!(
+                target: TARGET,
+                parent: entered.events.clone(),
+                attempts,
+                error = %error,
+                "retries exhausted"
+            );
         }
     }
 
