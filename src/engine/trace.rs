@@ -257,17 +257,25 @@ mod off {
         pub(crate) fn finish(&self, _status: ExecutionStatus, _failure: Option<&RunError>) {}
     }
 
-    #[derive(Clone, Copy, Debug, Default)]
-    pub(crate) struct StepSpan;
+    // A private field rather than a unit struct, so that callers write
+    // `StepSpan::default()` the same way with the feature on and off.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct StepSpan(());
+
+    /// Stands in for the guard of an entered span.
+    #[must_use]
+    pub(crate) struct NotEntered;
 
     impl StepSpan {
         #[inline(always)]
         pub(crate) fn new(_pipeline: &str, _step: &str, _context: ContextId, _tasks: usize) -> Self {
-            Self
+            Self(())
         }
 
         #[inline(always)]
-        pub(crate) fn enter(&self) {}
+        pub(crate) fn enter(&self) -> NotEntered {
+            NotEntered
+        }
 
         #[inline(always)]
         pub(crate) fn finish(&self, _status: ExecutionStatus, _timed_out: bool) {}
