@@ -372,3 +372,52 @@ fn cancels_and_deadlines_are_events() {
     assert_eq!(seen.span(step_events[0].parent.unwrap()).name, "step");
     assert_eq!(seen.events("run deadline passed").len(), 1);
 }
+
+/// A subscriber is user code too: one that panics on every span and event
+/// loses them, and the run goes on and returns.
+#[test]
+fn a_panicking_subscriber_does_not_reach_the_caller() {
+    struct Panics;
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Panics {
+        fn on_new_span(&self, _: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            panic!("layer bug in on_new_span");
+        }
+        fn on_record(&self, _: &Id, _: &Record<'_>, _: Context<'_, S>) {
+            panic!("layer bug in on_record");
+        }
+        fn on_event(&self, _: &Event<'_>, _: Context<'_, S>) {
+            panic!("layer bug in on_event");
+        }
+        fn on_enter(&self, _: &Id, _: Context<'_, S>) {
+            panic!("layer bug in on_enter");
+        }
+        fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+            panic!("layer bug in on_exit");
+        }
+    }
+    install();
+    let policy = RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(0.0, 1.0, 0.0)
+        .build()
+        .unwrap();
+    // Inline, so every span is made on this thread, where the panicking
+    // subscriber is the default.
+    let pipeline = Pipeline::builder("panicking subscriber")
+        .step([Task::from_fn("flaky", |c| {
+            if c.attempt() == 1 {
+                Err(TaskError::msg("once"))
+            } else {
+                Ok(1_u8)
+            }
+        })
+        .executor(ExecutorConfig::Inline)
+        .retry(policy)])
+        .build()
+        .unwrap();
+    let executor = PipelineExecutor::builder().build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(Panics);
+    let run = tracing::subscriber::with_default(subscriber, || executor.execute(&pipeline, 0)).unwrap();
+    assert!(run.is_success());
+    assert_eq!(run.output().unwrap().get("flaky"), Some(&1));
+}

@@ -41,6 +41,7 @@ mod on {
     use tracing::field::Empty;
     use tracing::{Level, Span};
 
+    use crate::engine::unwind;
     use crate::error::{RunError, TaskFailure};
     use crate::ids::ContextId;
     use crate::model::task::ExecutorRef;
@@ -49,28 +50,58 @@ mod on {
 
     const TARGET: &str = "conveyor";
 
+    /// Runs one call into the subscriber. A subscriber is user code: a
+    /// panic in it is caught and logged, like a panicking observer's, and
+    /// the run goes on without that span or event.
+    fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
+        match unwind::catch(f) {
+            Ok(r) => Some(r),
+            Err(message) => {
+                log::error!("a tracing subscriber panicked and was skipped: {message}");
+                None
+            }
+        }
+    }
+
+    /// Drops a span (which may call the subscriber) under [`guarded`].
+    fn close<S>(span: S) {
+        guarded(move || drop(span));
+    }
+
     /// The span of one run, entered on the caller's thread for as long as
     /// the run walks its steps, so each step's span is its child.
-    pub(crate) struct RunSpan(tracing::span::EnteredSpan);
+    pub(crate) struct RunSpan(Option<tracing::span::EnteredSpan>);
 
     impl RunSpan {
         pub(crate) fn enter(pipeline: &str) -> Self {
-            let span = tracing::span!(target: TARGET, Level::INFO, "run", pipeline, status = Empty);
-            Self(span.entered())
+            Self(guarded(|| {
+                tracing::span!(target: TARGET, Level::INFO, "run", pipeline, status = Empty).entered()
+            }))
         }
 
         /// Records the run's final status, and its cancel or deadline as an
         /// event.
         pub(crate) fn finish(&self, status: ExecutionStatus, failure: Option<&RunError>) {
-            self.0.record("status", status.as_str());
-            match failure {
-                Some(e @ RunError::Cancelled { .. }) => {
-                    tracing::warn!(target: TARGET, error = %e, "run cancelled");
+            let Some(span) = &self.0 else { return };
+            guarded(|| {
+                span.record("status", status.as_str());
+                match failure {
+                    Some(e @ RunError::Cancelled { .. }) => {
+                        tracing::warn!(target: TARGET, error = %e, "run cancelled");
+                    }
+                    Some(e @ RunError::Timeout { .. }) => {
+                        tracing::warn!(target: TARGET, error = %e, "run deadline passed");
+                    }
+                    _ => {}
                 }
-                Some(e @ RunError::Timeout { .. }) => {
-                    tracing::warn!(target: TARGET, error = %e, "run deadline passed");
-                }
-                _ => {}
+            });
+        }
+    }
+
+    impl Drop for RunSpan {
+        fn drop(&mut self) {
+            if let Some(span) = self.0.take() {
+                close(span);
             }
         }
     }
@@ -88,36 +119,67 @@ mod on {
         }
     }
 
+    impl Drop for StepSpan {
+        fn drop(&mut self) {
+            if !self.0.is_disabled() {
+                close(std::mem::replace(&mut self.0, Span::none()));
+            }
+        }
+    }
+
+    /// The step's span entered on this thread, until dropped.
+    #[must_use]
+    pub(crate) struct StepEntered<'a>(Option<tracing::span::Entered<'a>>);
+
+    impl Drop for StepEntered<'_> {
+        fn drop(&mut self) {
+            if let Some(entered) = self.0.take() {
+                close(entered);
+            }
+        }
+    }
+
     impl StepSpan {
         /// A span for the step, child of the span entered on this thread
         /// (the run's).
         pub(crate) fn new(pipeline: &str, step: &str, context: ContextId, tasks: usize) -> Self {
-            Self(tracing::span!(
-                target: TARGET,
-                Level::DEBUG,
-                "step",
-                pipeline,
-                step,
-                context = context.get(),
-                tasks,
-                status = Empty
-            ))
+            let span = guarded(|| {
+                tracing::span!(
+                    target: TARGET,
+                    Level::DEBUG,
+                    "step",
+                    pipeline,
+                    step,
+                    context = context.get(),
+                    tasks,
+                    status = Empty
+                )
+            });
+            Self(span.unwrap_or_else(Span::none))
         }
 
         /// Enters the span on this thread until the guard drops.
-        pub(crate) fn enter(&self) -> tracing::span::Entered<'_> {
-            self.0.enter()
+        pub(crate) fn enter(&self) -> StepEntered<'_> {
+            if self.0.is_disabled() {
+                return StepEntered(None);
+            }
+            StepEntered(guarded(|| self.0.enter()))
         }
 
         /// Records the step's final status; a cancel or a passed deadline is
         /// also an event.
         pub(crate) fn finish(&self, status: ExecutionStatus, timed_out: bool) {
-            self.0.record("status", status.as_str());
-            if timed_out {
-                tracing::warn!(target: TARGET, parent: &self.0, status = status.as_str(), "step deadline passed");
-            } else if status == ExecutionStatus::Cancelled {
-                tracing::warn!(target: TARGET, parent: &self.0, status = status.as_str(), "step cancelled");
+            if self.0.is_disabled() {
+                return;
             }
+            guarded(|| {
+                self.0.record("status", status.as_str());
+                if timed_out {
+                    tracing::warn!(target: TARGET, parent: &self.0, status = status.as_str(), "step deadline passed");
+                } else if status == ExecutionStatus::Cancelled {
+                    tracing::warn!(target: TARGET, parent: &self.0, status = status.as_str(), "step cancelled");
+                }
+            });
         }
     }
 
@@ -147,7 +209,7 @@ mod on {
             if step.0.is_disabled() {
                 Self(None)
             } else {
-                Self(Some(Self::open(step, names, task, attempt, executor)))
+                Self(guarded(|| Self::open(step, names, task, attempt, executor)))
             }
         }
 
@@ -185,9 +247,11 @@ mod on {
         #[inline]
         pub(crate) fn finish(&self, failure: Option<&TaskFailure>) {
             if let Some(entered) = &self.0 {
-                entered
-                    .span
-                    .record("status", failure.map_or("succeeded", TaskFailure::kind));
+                guarded(|| {
+                    entered
+                        .span
+                        .record("status", failure.map_or("succeeded", TaskFailure::kind));
+                });
             }
         }
 
@@ -195,27 +259,40 @@ mod on {
         pub(crate) fn retrying(&self, attempt: u32, max_attempts: u32, delay: Duration, error: &TaskFailure) {
             let Some(entered) = &self.0 else { return };
             let delay_us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-            tracing::info!(
-                target: TARGET,
-                parent: entered.events.clone(),
-                attempt,
-                max_attempts,
-                delay_us,
-                error = %error,
-                "retrying"
-            );
+            guarded(|| {
+                tracing::info!(
+                    target: TARGET,
+                    parent: entered.events.clone(),
+                    attempt,
+                    max_attempts,
+                    delay_us,
+                    error = %error,
+                    "retrying"
+                );
+            });
         }
 
         /// The attempt failed and was the task's last allowed one.
         pub(crate) fn retries_exhausted(&self, attempts: u32, error: &TaskFailure) {
             let Some(entered) = &self.0 else { return };
-            tracing::warn!(
-                target: TARGET,
-                parent: entered.events.clone(),
-                attempts,
-                error = %error,
-                "retries exhausted"
-            );
+            guarded(|| {
+                tracing::warn!(
+                    target: TARGET,
+                    parent: entered.events.clone(),
+                    attempts,
+                    error = %error,
+                    "retries exhausted"
+                );
+            });
+        }
+    }
+
+    impl Drop for TaskSpan {
+        #[inline]
+        fn drop(&mut self) {
+            if let Some(entered) = self.0.take() {
+                close(entered);
+            }
         }
     }
 
