@@ -14,4 +14,4 @@ mod timeline;
 pub use benchmark::{BenchmarkEvent, BenchmarkObserver, StrategyBenchmark};
 pub use chrome::ChromeTrace;
 pub use comparison::{Comparison, Sample, StrategyResult};
-pub use timeline::{Bar, Timeline};
+pub use timeline::{Bar, StepBand, Timeline};
