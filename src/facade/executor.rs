@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Save, Start};
-use crate::engine::coordinator::{Deadline, ExecutionCoordinator, StepRun};
+use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
+use crate::engine::step_run::StepRun;
 use rayon::ThreadPool;
 
 use crate::engine::plan::ExecutorFactory;
@@ -26,7 +27,6 @@ use crate::model::config::ExecutorConfig;
 use crate::model::flow::{Next, StepVerdict};
 use crate::model::pipeline::Pipeline;
 use crate::model::step::Step;
-use crate::model::strategy::Tally;
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
 use crate::records::metrics::{ExecutionMetrics, RunClock};
@@ -182,6 +182,8 @@ struct StepEnd {
     switch: Option<(u8, Arc<str>)>,
     stop: Option<Arc<str>>,
     timed_out: Option<Deadline>,
+    /// The error of a custom evaluation rule that panicked.
+    rule_panic: Option<RunError>,
 }
 
 impl<T> PipelineExecutor<T> {
@@ -307,10 +309,19 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             mut chain,
         } = start;
         let restored = chain.len();
-        let walked = self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save);
+        let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save)
+        }));
         // Whatever happened, this run's contexts leave the live map: memory
-        // stays bounded however many runs go through one executor.
+        // stays bounded however many runs go through one executor. User
+        // code cannot panic through the walk (it runs under
+        // `catch_unwind`), but a bug in the engine must not leak states
+        // either, so the panic is resumed only after the cleanup.
         self.states.remove(chain.iter().map(ExecutionContext::id));
+        let walked = match walked {
+            Ok(walked) => walked,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         let duration = scope.clock.now();
         let status = match &walked {
             Ok((status, ..)) => *status,
@@ -367,7 +378,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 return Ok((ExecutionStatus::Cancelled, previous, Some(failure)));
             }
             if let Some(deadline) = scope.deadline.filter(|d| Instant::now() >= d.at) {
-                return Err(timeout(step, deadline, Vec::new()));
+                let failure = timeout(step, deadline, Vec::new());
+                return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
             }
             let end = self.run_context(scope, step, &previous, chain, tail)?;
             tail = Some(end.id);
@@ -376,7 +388,10 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 .ok_or(RunError::UnknownContext { context: end.id })?;
             let state = Arc::clone(context.state());
             if let Some(deadline) = end.timed_out {
-                return Err(timeout(step, deadline, state.errors().to_vec()));
+                // The run comes back with every finished step; what the
+                // timed-out step finished is in its context.
+                let failure = timeout(step, deadline, state.errors().to_vec());
+                return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
             }
             previous = state.results().clone();
             if let Some(failure) = unwinding.take() {
@@ -417,17 +432,21 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     return Ok((ExecutionStatus::Finished, previous, None));
                 }
                 Ok(Next::Abort) => {
-                    let evaluation = context
-                        .evaluation()
-                        .cloned()
-                        .unwrap_or_else(|| step.strategy.evaluate(&Tally::new(&[])));
-                    let failure = RunError::step_failed(
-                        Arc::clone(&step.name),
-                        evaluation.strategy.as_ref().into(),
-                        evaluation.succeeded,
-                        evaluation.total,
-                        state.errors().to_vec(),
+                    // No verdict when the step's executor could not be
+                    // built: every task then failed to dispatch.
+                    let (strategy, succeeded, total) = context.evaluation().map_or_else(
+                        || (step.strategy.name().into(), 0, step.tasks.len()),
+                        |e| (e.strategy.as_ref().into(), e.succeeded, e.total),
                     );
+                    let failure = end.rule_panic.unwrap_or_else(|| {
+                        RunError::step_failed(
+                            Arc::clone(&step.name),
+                            strategy,
+                            succeeded,
+                            total,
+                            state.errors().to_vec(),
+                        )
+                    });
                     sinks.extend(graph.sink(at));
                     match sinks.pop() {
                         Some(sink) => {
@@ -554,6 +573,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             switch: None,
             stop: None,
             timed_out: None,
+            rule_panic: None,
         };
         let (state, evaluation, tasks) = match self.factory.plan(step) {
             Ok(plan) => {
@@ -576,7 +596,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 };
                 let outcome = ExecutionCoordinator::run(run, plan, &step.strategy);
                 let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
-                end.status = if outcome.stop.is_some() || (cancelled && !outcome.timed_out) {
+                end.status = if outcome.stop.is_some() || ((cancelled || outcome.cancelled) && !outcome.timed_out) {
                     ExecutionStatus::Cancelled
                 } else if outcome.evaluation.success && !outcome.timed_out {
                     ExecutionStatus::Finished
@@ -586,6 +606,11 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 end.timed_out = deadline.filter(|_| outcome.timed_out);
                 end.switch = outcome.switch;
                 end.stop = outcome.stop;
+                end.rule_panic = outcome.rule_panic.map(|message| RunError::RulePanicked {
+                    step: Arc::clone(&step.name),
+                    rule: step.strategy.name().into(),
+                    message,
+                });
                 let (results, errors, status) = (outcome.results, outcome.errors, end.status);
                 let state = self.states.update(id, |s| {
                     s.with_results(results).with_errors(errors).with_status(status)
