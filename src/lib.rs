@@ -96,6 +96,7 @@ mod flow;
 mod metrics;
 mod options;
 mod pipeline;
+pub mod pointy;
 mod processor;
 mod registry;
 mod report;
