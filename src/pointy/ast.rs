@@ -1,5 +1,7 @@
 //! The parse tree: what a text says, with the position of every name.
 
+use std::borrow::Cow;
+
 use super::error::Pos;
 use crate::strategy::EvaluationStrategy;
 
@@ -8,6 +10,10 @@ use crate::strategy::EvaluationStrategy;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Document<'a> {
     pub(crate) chain: Chain<'a>,
+    /// How many stages and tasks the text holds, so that building can
+    /// size its tables once.
+    pub(crate) stages: usize,
+    pub(crate) tasks: usize,
 }
 
 /// Stages joined by links.
@@ -48,7 +54,7 @@ pub(crate) struct TaskNode<'a> {
     /// `retry_attempts` 0 or 1 (exactly once), `None` when the text says
     /// nothing.
     pub(crate) attempts: Option<u32>,
-    pub(crate) executor: Option<String>,
+    pub(crate) executor: Option<Cow<'a, str>>,
 }
 
 /// `d link chain` inside a branch list.

@@ -23,14 +23,21 @@ where
 {
     let mut flat = Flattener {
         source,
-        seen: HashMap::new(),
-        steps: Vec::new(),
+        seen: HashMap::with_capacity(doc.tasks),
+        executors: HashMap::new(),
+        steps: Vec::with_capacity(doc.stages),
+        tasks: Vec::with_capacity(doc.tasks),
+        name: String::new(),
     };
     flat.chain(&doc.chain)?;
     let names: Vec<Arc<str>> = flat.steps.iter().map(|s| Arc::clone(&s.name)).collect();
     let mut builder = Pipeline::builder(name);
+    let mut tasks = flat.tasks.into_iter();
     for node in flat.steps {
-        let mut step = Step::of(node.tasks);
+        // `Step::of` would name it so too; naming it once keeps the name
+        // and the edges that lead to it the same string.
+        let own = tasks.by_ref().take(node.stage.tasks.len());
+        let mut step = Step::new(Arc::clone(&node.name), own);
         if let Some(strategy) = node.stage.strategy {
             step = step.strategy(strategy.evaluation());
         }
@@ -58,10 +65,9 @@ where
 }
 
 /// One stage on its way to becoming a step.
-struct FlatStep<'d, 'a, T> {
+struct FlatStep<'d, 'a> {
     stage: &'d Stage<'a>,
     name: Arc<str>,
-    tasks: Vec<Task<T>>,
     /// The next stage of its chain, by index.
     then: Option<usize>,
     /// The first stage of each branch, in the order of `stage.branches`.
@@ -74,7 +80,13 @@ struct Flattener<'d, 'a, 's, T, S: ?Sized> {
     source: &'s S,
     /// Per name: the source's task and how many times it occurred so far.
     seen: HashMap<&'a str, (Task<T>, u32)>,
-    steps: Vec<FlatStep<'d, 'a, T>>,
+    /// Executor names, shared by the tasks that use them.
+    executors: HashMap<&'d str, Arc<str>>,
+    steps: Vec<FlatStep<'d, 'a>>,
+    /// Every stage's tasks, one stage after another, in `steps`' order.
+    tasks: Vec<Task<T>>,
+    /// Where step names are put together.
+    name: String,
 }
 
 impl<'d, 'a, T, S> Flattener<'d, 'a, '_, T, S>
@@ -87,17 +99,20 @@ where
         let first = self.steps.len();
         let mut previous: Option<usize> = None;
         for stage in &chain.stages {
-            let tasks = stage
-                .tasks
-                .iter()
-                .map(|node| self.task(node))
-                .collect::<Result<Vec<_>, _>>()?;
-            let name: Vec<&str> = tasks.iter().map(Task::name).collect();
+            let own = self.tasks.len();
+            for node in &stage.tasks {
+                let task = self.task(node)?;
+                self.tasks.push(task);
+            }
+            self.name.clear();
+            for (i, task) in self.tasks[own..].iter().enumerate() {
+                self.name.push_str(if i == 0 { "" } else { "|" });
+                self.name.push_str(task.name());
+            }
             let index = self.steps.len();
             self.steps.push(FlatStep {
                 stage,
-                name: name.join("|").into(),
-                tasks,
+                name: self.name.as_str().into(),
                 then: None,
                 heads: Vec::with_capacity(stage.branches.len()),
             });
@@ -116,7 +131,7 @@ where
     /// The task for one occurrence of a name: the source's task, named
     /// apart from earlier occurrences (7.2), with the text's retry and
     /// executor.
-    fn task(&mut self, node: &TaskNode<'a>) -> Result<Task<T>, BuildError> {
+    fn task(&mut self, node: &'d TaskNode<'a>) -> Result<Task<T>, BuildError> {
         let (template, count) = match self.seen.entry(node.name) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -152,8 +167,9 @@ where
             Some(_) => task = task.retry(RetryPolicy::none()),
             None => {}
         }
-        if let Some(executor) = &node.executor {
-            task = task.on(executor.as_str());
+        if let Some(executor) = node.executor.as_deref() {
+            let shared = self.executors.entry(executor).or_insert_with(|| executor.into());
+            task = task.on(Arc::clone(shared));
         }
         Ok(task)
     }

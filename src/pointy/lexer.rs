@@ -73,6 +73,10 @@ impl Kind<'_> {
 pub(crate) type LexError = (ErrorKind, Pos);
 
 /// Reads tokens from a text whose byte-order mark is already gone.
+///
+/// Every character the grammar gives a meaning is ASCII, so the lexer
+/// walks bytes; other characters occur only in strings and comments, where
+/// a column is counted for each byte that starts a character.
 #[derive(Debug)]
 pub(crate) struct Lexer<'a> {
     text: &'a str,
@@ -81,12 +85,13 @@ pub(crate) struct Lexer<'a> {
     pos: Pos,
 }
 
-fn is_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_'
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+/// Whether `b` starts a character (is not a UTF-8 continuation byte).
+fn starts_char(b: u8) -> bool {
+    b & 0xC0 != 0x80
 }
 
 impl<'a> Lexer<'a> {
@@ -98,40 +103,50 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn peek_char(&self) -> Option<char> {
-        self.text[self.at..].chars().next()
+    fn byte(&self, ahead: usize) -> Option<u8> {
+        self.text.as_bytes().get(self.at + ahead).copied()
     }
 
-    fn peek_second(&self) -> Option<char> {
-        self.text[self.at..].chars().nth(1)
+    /// The character at the current offset, which starts one.
+    fn char_here(&self) -> char {
+        self.text
+            .get(self.at..)
+            .and_then(|s| s.chars().next())
+            .unwrap_or('\u{fffd}')
     }
 
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek_char()?;
-        self.at += c.len_utf8();
-        if c == '\n' {
+    /// Moves past `n` bytes of ASCII other than LF.
+    fn skip_ascii(&mut self, n: usize) {
+        self.at += n;
+        self.pos.column += n;
+    }
+
+    /// Moves past one byte, keeping the position.
+    fn skip_byte(&mut self, b: u8) {
+        self.at += 1;
+        if b == b'\n' {
             self.pos.line += 1;
             self.pos.column = 1;
-        } else {
+        } else if starts_char(b) {
             self.pos.column += 1;
         }
-        Some(c)
     }
 
-    /// Skips characters while `keep` holds; they are all on one line.
-    fn bump_while(&mut self, keep: impl Fn(char) -> bool) {
-        while self.peek_char().is_some_and(&keep) {
-            self.bump();
-        }
+    /// How many bytes from the current offset satisfy `keep`.
+    fn run(&self, from: usize, keep: impl Fn(u8) -> bool) -> usize {
+        let rest = self.text.as_bytes().get(self.at + from..).unwrap_or_default();
+        rest.iter().take_while(|b| keep(**b)).count()
     }
 
     fn skip_blanks(&mut self) {
-        loop {
-            match self.peek_char() {
-                Some(' ' | '\t' | '\r' | '\n') => {
-                    self.bump();
+        while let Some(b) = self.byte(0) {
+            match b {
+                b' ' | b'\t' | b'\r' | b'\n' => self.skip_byte(b),
+                b'#' => {
+                    while let Some(b) = self.byte(0).filter(|b| *b != b'\n') {
+                        self.skip_byte(b);
+                    }
                 }
-                Some('#') => self.bump_while(|c| c != '\n'),
                 _ => return,
             }
         }
@@ -142,121 +157,127 @@ impl<'a> Lexer<'a> {
         self.skip_blanks();
         let pos = self.pos;
         let start = self.at;
-        let Some(c) = self.bump() else {
+        let Some(b) = self.byte(0) else {
             return Ok(Token { kind: Kind::End, pos });
         };
-        let next = self.peek_char();
-        let kind = match c {
-            '(' => Kind::LParen,
-            ')' => Kind::RParen,
-            '[' => Kind::LBracket,
-            ']' => Kind::RBracket,
-            ',' => Kind::Comma,
-            '=' => Kind::Equals,
-            ':' => Kind::Colon,
-            '*' => Kind::Star,
-            '|' if next == Some('|') => {
-                self.bump();
-                Kind::Parallel
+        let next = self.byte(1);
+        let (kind, len) = match b {
+            b'(' => (Kind::LParen, 1),
+            b')' => (Kind::RParen, 1),
+            b'[' => (Kind::LBracket, 1),
+            b']' => (Kind::RBracket, 1),
+            b',' => (Kind::Comma, 1),
+            b'=' => (Kind::Equals, 1),
+            b':' => (Kind::Colon, 1),
+            b'*' => (Kind::Star, 1),
+            b'|' if next == Some(b'|') => (Kind::Parallel, 2),
+            b'|' if next == Some(b'-') && self.byte(2) == Some(b'>') => (Kind::PipeArrow, 3),
+            b'-' if next == Some(b'>') => (Kind::Arrow, 2),
+            b'-' | b'+' if next.is_some_and(|d| d.is_ascii_digit()) => return self.number(pos),
+            b'0'..=b'9' => return self.number(pos),
+            b'"' => {
+                return self.string(pos).map(|s| Token {
+                    kind: Kind::Str(s),
+                    pos,
+                });
             }
-            '|' if next == Some('-') && self.peek_second() == Some('>') => {
-                self.bump();
-                self.bump();
-                Kind::PipeArrow
+            b'@' if next.is_some_and(|l| l.is_ascii_alphabetic()) => {
+                let len = 1 + self.run(1, |c| is_name_byte(c) || c == b'-');
+                (Kind::Directive(&self.text[start..start + len]), len)
             }
-            '-' if next == Some('>') => {
-                self.bump();
-                Kind::Arrow
-            }
-            '-' | '+' if next.is_some_and(|d| d.is_ascii_digit()) => self.number(start, pos)?,
-            '0'..='9' => self.number(start, pos)?,
-            '"' => Kind::Str(self.string(pos)?),
-            '@' if next.is_some_and(|l| l.is_ascii_alphabetic()) => {
-                self.bump_while(|c| is_name_char(c) || c == '-');
-                Kind::Directive(&self.text[start..self.at])
-            }
-            '@' => return Err((ErrorKind::MissingDirectiveName, pos)),
-            c if is_name_start(c) => {
-                self.bump_while(is_name_char);
-                match &self.text[start..self.at] {
+            b'@' => return Err((ErrorKind::MissingDirectiveName, pos)),
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let len = self.run(0, is_name_byte);
+                let kind = match &self.text[start..start + len] {
                     "true" => Kind::True,
                     "false" => Kind::False,
                     name => Kind::Name(name),
-                }
+                };
+                (kind, len)
             }
-            other => return Err((ErrorKind::UnexpectedCharacter(other), pos)),
+            _ => return Err((ErrorKind::UnexpectedCharacter(self.char_here()), pos)),
         };
+        self.skip_ascii(len);
         Ok(Token { kind, pos })
     }
 
-    /// The rest of a number whose first character (a digit, or a sign
-    /// before one) is read (pointy.md, 3.4).
-    fn number(&mut self, start: usize, pos: Pos) -> Result<Kind<'a>, LexError> {
-        let invalid = (ErrorKind::InvalidNumber, pos);
-        let digits = |lexer: &mut Self| {
-            let from = lexer.at;
-            lexer.bump_while(|c| c.is_ascii_digit());
-            lexer.at > from
-        };
-        digits(self);
-        if self.peek_char() == Some('.') {
-            self.bump();
-            if !digits(self) {
-                return Err(invalid);
+    /// A number, at its first character: a digit, or a sign before one
+    /// (pointy.md, 3.4).
+    fn number(&mut self, pos: Pos) -> Result<Token<'a>, LexError> {
+        let invalid = Err((ErrorKind::InvalidNumber, pos));
+        let digits = |lexer: &Self, from: usize| lexer.run(from, |b| b.is_ascii_digit());
+        let mut len = usize::from(matches!(self.byte(0), Some(b'+' | b'-')));
+        len += digits(self, len);
+        if self.byte(len) == Some(b'.') {
+            match digits(self, len + 1) {
+                0 => return invalid,
+                n => len += 1 + n,
             }
         }
-        if matches!(self.peek_char(), Some('e' | 'E')) {
-            self.bump();
-            if matches!(self.peek_char(), Some('+' | '-')) {
-                self.bump();
+        if matches!(self.byte(len), Some(b'e' | b'E')) {
+            len += 1;
+            if matches!(self.byte(len), Some(b'+' | b'-')) {
+                len += 1;
             }
-            if !digits(self) {
-                return Err(invalid);
+            match digits(self, len) {
+                0 => return invalid,
+                n => len += n,
             }
         }
-        if self.peek_char().is_some_and(|c| is_name_char(c) || c == '.') {
-            return Err(invalid);
+        if self.byte(len).is_some_and(|b| is_name_byte(b) || b == b'.') {
+            return invalid;
         }
-        Ok(Kind::Number(&self.text[start..self.at]))
+        let kind = Kind::Number(&self.text[self.at..self.at + len]);
+        self.skip_ascii(len);
+        Ok(Token { kind, pos })
     }
 
-    /// The content of a string whose opening quote, at `open`, is read
-    /// (pointy.md, 3.5). Borrowed when it holds no escape.
+    /// A string's content, at its opening quote (pointy.md, 3.5); borrowed
+    /// when it holds no escape.
     fn string(&mut self, open: Pos) -> Result<Cow<'a, str>, LexError> {
-        let start = self.at;
+        let unterminated = (ErrorKind::UnterminatedString, open);
+        self.skip_ascii(1);
+        let mut piece = self.at;
         let mut owned: Option<String> = None;
         loop {
-            let at = self.at;
-            let pos = self.pos;
-            match self.bump() {
-                None | Some('\n') => return Err((ErrorKind::UnterminatedString, open)),
-                Some('"') => {
+            let Some(b) = self.byte(0) else {
+                return Err(unterminated);
+            };
+            match b {
+                b'\n' => return Err(unterminated),
+                b'"' => {
+                    let last = &self.text[piece..self.at];
+                    self.skip_ascii(1);
                     return Ok(match owned {
-                        Some(s) => Cow::Owned(s),
-                        None => Cow::Borrowed(&self.text[start..at]),
+                        Some(mut s) => {
+                            s.push_str(last);
+                            Cow::Owned(s)
+                        }
+                        None => Cow::Borrowed(last),
                     });
                 }
-                Some('\\') => {
-                    let resolved = match self.peek_char() {
-                        None | Some('\n') => return Err((ErrorKind::UnterminatedString, open)),
-                        Some('"') => '"',
-                        Some('\\') => '\\',
-                        Some('n') => '\n',
-                        Some('t') => '\t',
-                        Some('r') => '\r',
-                        Some('\'') => '\'',
-                        Some(other) => return Err((ErrorKind::UnknownEscape(other), pos)),
+                b'\\' => {
+                    let resolved = match self.byte(1) {
+                        None | Some(b'\n') => return Err(unterminated),
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'n') => '\n',
+                        Some(b't') => '\t',
+                        Some(b'r') => '\r',
+                        Some(b'\'') => '\'',
+                        Some(_) => {
+                            let pos = self.pos;
+                            self.skip_ascii(1);
+                            return Err((ErrorKind::UnknownEscape(self.char_here()), pos));
+                        }
                     };
-                    self.bump();
-                    owned
-                        .get_or_insert_with(|| self.text[start..at].to_owned())
-                        .push(resolved);
+                    let s = owned.get_or_insert_with(String::new);
+                    s.push_str(&self.text[piece..self.at]);
+                    s.push(resolved);
+                    self.skip_ascii(2);
+                    piece = self.at;
                 }
-                Some(c) => {
-                    if let Some(s) = &mut owned {
-                        s.push(c);
-                    }
-                }
+                b => self.skip_byte(b),
             }
         }
     }

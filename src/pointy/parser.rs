@@ -19,10 +19,16 @@ pub(crate) fn parse(text: &str) -> Result<Document<'_>, LexError> {
     let mut parser = Parser {
         lexer: Lexer::new(text),
         peeked: None,
+        stages: 0,
+        tasks: 0,
     };
     parser.directives()?;
     let chain = parser.chain(0, ROOT_END)?;
-    Ok(Document { chain })
+    Ok(Document {
+        chain,
+        stages: parser.stages,
+        tasks: parser.tasks,
+    })
 }
 
 struct Parser<'a> {
@@ -31,6 +37,8 @@ struct Parser<'a> {
     /// needs it, so the first error left to right is the one reported
     /// (pointy.md, 3.6).
     peeked: Option<Token<'a>>,
+    stages: usize,
+    tasks: usize,
 }
 
 fn syntax(expected: Expected, found: &Token<'_>) -> LexError {
@@ -135,6 +143,8 @@ impl<'a> Parser<'a> {
         let mut links = Vec::new();
         loop {
             let (stage, follow) = self.stage(depth)?;
+            self.stages += 1;
+            self.tasks += stage.tasks.len();
             stages.push(stage);
             match self.peek()? {
                 C::Arrow => links.push(Link::Arrow),
@@ -274,7 +284,7 @@ impl<'a> Parser<'a> {
             let fail = move |kind| Err((kind, at));
             match (slot, value.kind) {
                 (0, Kind::Str(s)) if s.is_empty() => return fail(ErrorKind::EmptyExecutor),
-                (0, Kind::Str(s)) => task.executor = Some(s.into_owned()),
+                (0, Kind::Str(s)) => task.executor = Some(s),
                 (0, _) => return fail(ErrorKind::ExecutorNotString),
                 (1, Kind::Number(n)) => match retry_attempts(n) {
                     // 0 and 1 both mean a single attempt (pointy.md, 7.6).
