@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 
-use super::error::{ErrorKind, Found, Pos, TokenClass};
+use super::error::{ErrorKind, Pos};
+use super::token::{Found, TokenClass};
 
 /// A token and the position of its first character.
 #[derive(Debug, Clone, PartialEq)]

@@ -67,12 +67,14 @@ mod print;
 mod source;
 #[cfg(test)]
 mod tests;
+mod token;
 
 use std::sync::Arc;
 
-pub use error::{ErrorKind, Expected, Found, PointyError, TokenClass};
+pub use error::{ErrorKind, PointyError};
 pub use print::{PrintError, outline, to_text};
 pub use source::{TaskRegistry, TaskSource};
+pub use token::{Expected, Found, TokenClass};
 
 use crate::pipeline::Pipeline;
 

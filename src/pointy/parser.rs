@@ -2,8 +2,9 @@
 //! of section 5 made as their tokens are read.
 
 use super::ast::{Branch, Chain, Document, Link, Stage, Strategy, TaskNode};
-use super::error::{ErrorKind, Expected, TokenClass as C};
+use super::error::ErrorKind;
 use super::lexer::{Kind, LexError, Lexer, Token};
+use super::token::{Expected, TokenClass as C};
 
 /// The deepest branch list allowed (check C6): deep enough for any real
 /// pipeline, shallow enough that recursion cannot overflow the stack.
