@@ -121,10 +121,12 @@ pub enum ErrorKind {
         name: String,
     },
     /// [`PipelineBuilder::build`](crate::PipelineBuilder::build) refused
-    /// the pipeline; the cause is the error's
+    /// the pipeline (reported at 1:1), or
+    /// [`RetryPolicyBuilder::build`](crate::RetryPolicyBuilder::build) a
+    /// task's policy (at the task); the cause is the error's
     /// [`source`](std::error::Error::source). The parser builds only
-    /// pipelines that pass, so this means an empty pipeline name or a bug
-    /// in the parser, not a bad text. Reported at 1:1.
+    /// pipelines and policies that pass, so this means an empty pipeline
+    /// name or a bug in the parser, not a bad text.
     #[error("the pipeline could not be built")]
     Build(#[source] Box<PipelineError>),
 }
@@ -163,6 +165,7 @@ impl Pos {
 /// );
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PointyError {
     pos: Pos,
     kind: ErrorKind,

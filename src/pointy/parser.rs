@@ -2,7 +2,7 @@
 //! of section 5 made as their tokens are read.
 
 use super::ast::{Branch, Chain, Document, Link, Stage, Strategy, TaskNode};
-use super::error::ErrorKind;
+use super::error::{ErrorKind, Pos};
 use super::lexer::{Kind, LexError, Lexer, Token};
 use super::token::{Expected, TokenClass as C};
 
@@ -118,8 +118,8 @@ impl<'a> Parser<'a> {
             self.expect(C::Colon)?;
             let value = self.next()?;
             let ok = match &value.kind {
-                Kind::Name(v) if slot == 0 => v.eq_ignore_ascii_case("cfg") || v.eq_ignore_ascii_case("dag"),
-                Kind::Str(v) if slot == 0 => v.eq_ignore_ascii_case("cfg") || v.eq_ignore_ascii_case("dag"),
+                Kind::Name(v) if slot == 0 => is_mode(v),
+                Kind::Str(v) if slot == 0 => is_mode(v),
                 Kind::Number(v) if slot == 1 => unsigned(v).is_some_and(|n| n >= 1),
                 Kind::Name(_) | Kind::Str(_) | Kind::Number(_) => false,
                 _ => {
@@ -176,20 +176,14 @@ impl<'a> Parser<'a> {
             }
         }
         self.branches(depth, &mut stage)?;
-        if self.peek()? != C::Star {
-            return Ok((stage, Expected::only(C::Star)));
+        // The retry after a branch list is the stage's last task's.
+        match stage.tasks.last_mut() {
+            Some(task) if self.peek()? == C::Star => {
+                self.suffix_retry(task)?;
+                Ok((stage, Expected::NONE))
+            }
+            _ => Ok((stage, Expected::only(C::Star))),
         }
-        let star = self.next()?;
-        // `task` pushed at least one task; the retry is the last one's.
-        let Some(task) = stage.tasks.last_mut() else {
-            return Err(syntax(Expected::NONE, &star));
-        };
-        if task.attempts.is_some() {
-            let name = task.name.into();
-            return Err((ErrorKind::RetryGivenTwice { task: name }, star.pos));
-        }
-        task.attempts = Some(self.retry_count()?);
-        Ok((stage, Expected::NONE))
     }
 
     /// `task = [ NUMBER "*" ] NAME [ options ] [ retry ]`, added to the
@@ -230,12 +224,7 @@ impl<'a> Parser<'a> {
             follow = Expected::only(C::Parallel).with(C::Star).with(C::LParen);
         }
         if self.peek()? == C::Star {
-            let star = self.next()?;
-            if task.attempts.is_some() {
-                let name = task.name.into();
-                return Err((ErrorKind::RetryGivenTwice { task: name }, star.pos));
-            }
-            task.attempts = Some(self.retry_count()?);
+            self.suffix_retry(&mut task)?;
             follow = Expected::only(C::Parallel).with(C::LParen);
         }
         stage.tasks.push(task);
@@ -265,9 +254,8 @@ impl<'a> Parser<'a> {
             if std::mem::replace(&mut seen[slot], true) {
                 return Err((ErrorKind::OptionGivenTwice { key: name.into() }, key.pos));
             }
-            if slot == 1 && task.attempts.is_some() {
-                let name = task.name.into();
-                return Err((ErrorKind::RetryGivenTwice { task: name }, key.pos));
+            if slot == 1 {
+                no_retry_yet(task, key.pos)?;
             }
             self.expect(C::Equals)?;
             let value = self.next()?;
@@ -357,16 +345,37 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The count after a suffix `*` (check C2).
-    fn retry_count(&mut self) -> Result<u32, LexError> {
+    /// `retry = "*" NUMBER` after a task, or after its stage's branch
+    /// list: checks C3 at the `*`, then C2 at the number.
+    fn suffix_retry(&mut self, task: &mut TaskNode<'a>) -> Result<(), LexError> {
+        let star = self.next()?;
+        no_retry_yet(task, star.pos)?;
         let token = self.next()?;
         let Kind::Number(text) = token.kind else {
             return Err(syntax(Expected::only(C::Number), &token));
         };
-        unsigned(text)
-            .filter(|n| *n >= 2)
-            .ok_or((ErrorKind::InvalidRetryCount, token.pos))
+        let count = unsigned(text).filter(|n| *n >= 2);
+        task.attempts = Some(count.ok_or((ErrorKind::InvalidRetryCount, token.pos))?);
+        Ok(())
     }
+}
+
+/// Check C3: a task gets one retry at most; the second is reported `at`.
+fn no_retry_yet(task: &TaskNode<'_>, at: Pos) -> Result<(), LexError> {
+    match task.attempts {
+        Some(_) => Err((
+            ErrorKind::RetryGivenTwice {
+                task: task.name.into(),
+            },
+            at,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether a `@mode` value names a mode: CFG or DAG, any case.
+fn is_mode(value: &str) -> bool {
+    value.eq_ignore_ascii_case("cfg") || value.eq_ignore_ascii_case("dag")
 }
 
 /// The value of `retry_attempts`: an integer literal, a sign allowed,

@@ -205,6 +205,10 @@ fn is_name(name: &str) -> bool {
 /// pointy has no spelling for, or edges that no text builds.
 pub fn to_text<T>(pipeline: &Pipeline<T>) -> Result<String, PrintError> {
     let steps = pipeline.steps();
+    if steps.is_empty() {
+        // A built pipeline has steps; nothing to write if one had none.
+        return Ok(String::new());
+    }
     let mut printer = Printer {
         steps,
         index: steps.iter().enumerate().map(|(i, s)| (s.name(), i)).collect(),
