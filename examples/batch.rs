@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 const USAGE: &str = "\
 usage: batch [--records N] [--shards N] [--threads N] [--seed N]
              [--report PATH] [--checkpoint PATH] [--abort-in STEP]
+             [--pipeline FILE.pty]
 
   --records N        sensor readings to generate (default 1000000)
   --shards N         generate tasks, each making one shard (default 16)
@@ -28,6 +29,11 @@ usage: batch [--records N] [--shards N] [--threads N] [--seed N]
                      resume it: the steps it finished are not run again
   --abort-in STEP    kill the process as step STEP (generate, analyse, report)
                      starts, to try out resuming
+  --pipeline FILE    build the steps from the pointy text in FILE instead
+                     (examples/batch.pty says what the default runs); its
+                     tasks are generate_0 .. generate_N-1 (one per shard),
+                     stats, quantiles, histogram, checksum and report, and
+                     its steps are named after their tasks (`report`, ...)
   --help             print this and exit
 
 resuming a job that died:
@@ -77,6 +83,7 @@ struct Args {
     report: PathBuf,
     checkpoint: Option<PathBuf>,
     abort_in: Option<String>,
+    pipeline: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -88,6 +95,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         report: PathBuf::from("batch-report.json"),
         checkpoint: None,
         abort_in: None,
+        pipeline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -105,6 +113,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--report" => args.report = PathBuf::from(value),
             "--checkpoint" => args.checkpoint = Some(PathBuf::from(value)),
             "--abort-in" => args.abort_in = Some(value),
+            "--pipeline" => args.pipeline = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -323,6 +332,49 @@ fn pipeline(shards: usize) -> Result<Pipeline<Data>, BuildError> {
         .build()
 }
 
+/// The task each name of a pointy text stands for: the same work as
+/// `pipeline` gives its tasks. The report runs inline; the text chooses the
+/// executor of the others.
+fn named_task(name: &str) -> Option<Task<Data>> {
+    Some(match name {
+        "stats" => Task::from_fn(name, stats),
+        "quantiles" => Task::from_fn(name, quantiles),
+        "histogram" => Task::from_fn(name, histogram),
+        "checksum" => Task::from_fn(name, checksum),
+        "report" => Task::from_fn(name, report).executor(ExecutorConfig::Inline),
+        _ => {
+            let shard: usize = name.strip_prefix("generate_")?.parse().ok()?;
+            Task::from_fn(name, move |ctx| generate(ctx, shard))
+        }
+    })
+}
+
+/// The pipeline the pointy text in `path` describes, which must generate
+/// every one of `shards` shards exactly once.
+fn pipeline_from_text(path: &Path, shards: usize) -> Result<Pipeline<Data>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let pipeline = conveyor::pointy::parse_named("batch", &text, &named_task)
+        .map_err(|e| format!("{}:{e:#}", path.display()))?;
+    let mut generated: Vec<&str> = pipeline
+        .steps()
+        .iter()
+        .flat_map(|step| step.tasks())
+        .map(Task::name)
+        .filter(|name| name.starts_with("generate_"))
+        .collect();
+    generated.sort_unstable();
+    let mut expected: Vec<String> = (0..shards).map(|shard| format!("generate_{shard}")).collect();
+    expected.sort_unstable();
+    if generated != expected {
+        return Err(format!(
+            "{}: with --shards {shards}, the text must name generate_0 to generate_{} once each",
+            path.display(),
+            shards - 1
+        ));
+    }
+    Ok(pipeline)
+}
+
 /// Kills the process as a step starts: what a crash or an OOM kill does to a
 /// batch job, so that `--checkpoint` has something to resume.
 struct AbortIn(String);
@@ -368,13 +420,23 @@ fn main() -> ExitCode {
     if let Some(step) = &args.abort_in {
         builder = builder.observer(AbortIn(step.clone()));
     }
+    let pipeline = match &args.pipeline {
+        Some(path) => pipeline_from_text(path, args.shards),
+        None => pipeline(args.shards).map_err(|e| e.to_string()),
+    };
+    let pipeline = match pipeline {
+        Ok(pipeline) => pipeline,
+        Err(e) => {
+            eprintln!("batch: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let run = builder.build().map_err(RunError::from).and_then(|executor| {
         let input = Data::Job {
             records: args.records,
             shards: args.shards,
             seed: args.seed,
         };
-        let pipeline = pipeline(args.shards)?;
         match &args.checkpoint {
             Some(path) => executor.execute_with_checkpoint(&pipeline, input, &FileCheckpointStore::new(path)),
             None => executor.execute(&pipeline, input),

@@ -30,7 +30,10 @@ pub(crate) struct Attempts {
 pub(crate) enum Progress<T> {
     Done(Outcome<T>),
     /// Failed, and to be tried again after `delay`.
-    Retry { delay: Duration, attempts: Attempts },
+    Retry {
+        delay: Duration,
+        attempts: Attempts,
+    },
 }
 
 /// Runs one task to its end on the current thread, retries included. Only

@@ -193,7 +193,11 @@ fn dispatch<T: Send + Sync + 'static>(
 
 /// Hands each task of a thread-per-task or custom group to its own thread
 /// or job. Those threads belong to the task, so its backoffs wait there.
-fn dispatch_to_threads<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup, tx: &Sender<Outcome<T>>) {
+fn dispatch_to_threads<T: Send + Sync + 'static>(
+    run: &Arc<StepRun<T>>,
+    group: PlanGroup,
+    tx: &Sender<Outcome<T>>,
+) {
     let PlanGroup {
         config,
         dispatch,
@@ -397,16 +401,16 @@ mod tests {
 
     use super::*;
     use crate::engine::plan::ExecutorFactory;
-    use crate::ids::ContextId;
-    use crate::model::cancel::CancelToken;
-    use crate::records::metrics::RunClock;
-    use crate::records::results::ResultSet;
     use crate::engine::pools::Pools;
     use crate::error::TaskError;
+    use crate::ids::ContextId;
+    use crate::model::cancel::CancelToken;
     use crate::model::config::ExecutorConfig;
     use crate::model::retry::RetryPolicy;
     use crate::model::step::Step;
     use crate::model::task::Task;
+    use crate::records::metrics::RunClock;
+    use crate::records::results::ResultSet;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn step_run(tasks: Vec<Task<u32>>) -> StepRun<u32> {

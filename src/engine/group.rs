@@ -94,7 +94,12 @@ pub(crate) struct GroupRun<T> {
 }
 
 impl<T: Send + Sync + 'static> GroupRun<T> {
-    pub(crate) fn new(run: Arc<StepRun<T>>, target: Target, tasks: TaskIndices, wake: Sender<()>) -> Arc<Self> {
+    pub(crate) fn new(
+        run: Arc<StepRun<T>>,
+        target: Target,
+        tasks: TaskIndices,
+        wake: Sender<()>,
+    ) -> Arc<Self> {
         let threads = target.threads().max(1);
         let chunk = (tasks.len() / (threads * 16)).clamp(1, 64);
         Arc::new(Self {
@@ -228,7 +233,6 @@ impl<T: Send + Sync + 'static> GroupRun<T> {
         };
         (moved, sender)
     }
-
 }
 
 /// A time no retry reaches: a backoff too long for an `Instant` waits for

@@ -596,13 +596,14 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 };
                 let outcome = ExecutionCoordinator::run(run, plan, &step.strategy);
                 let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
-                end.status = if outcome.stop.is_some() || ((cancelled || outcome.cancelled) && !outcome.timed_out) {
-                    ExecutionStatus::Cancelled
-                } else if outcome.evaluation.success && !outcome.timed_out {
-                    ExecutionStatus::Finished
-                } else {
-                    ExecutionStatus::Aborted
-                };
+                end.status =
+                    if outcome.stop.is_some() || ((cancelled || outcome.cancelled) && !outcome.timed_out) {
+                        ExecutionStatus::Cancelled
+                    } else if outcome.evaluation.success && !outcome.timed_out {
+                        ExecutionStatus::Finished
+                    } else {
+                        ExecutionStatus::Aborted
+                    };
                 end.timed_out = deadline.filter(|_| outcome.timed_out);
                 end.switch = outcome.switch;
                 end.stop = outcome.stop;
