@@ -561,3 +561,53 @@ fn a_task_attempt_counter_is_never_shared_between_retrying_siblings() {
     assert!(run.is_success());
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_resume_running_beside_other_runs_never_collides_with_their_contexts() {
+    use conveyor::checkpoint::MemoryCheckpointStore;
+    use std::sync::atomic::AtomicBool;
+    common::within(common::BOUND, || {
+        let executor = Arc::new(PipelineExecutor::builder().build().unwrap());
+        let broken = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&broken);
+        let job = Pipeline::<u64>::builder("job")
+            .task("load", |c| Ok(c.input() * 10))
+            .task("save", move |c| {
+                if flag.load(Ordering::SeqCst) {
+                    Err(TaskError::msg("disk full"))
+                } else {
+                    Ok(c.previous().first().unwrap() + 1)
+                }
+            })
+            .build()
+            .unwrap();
+        let store = MemoryCheckpointStore::new();
+        assert!(
+            !executor
+                .execute_with_checkpoint(&job, 4, &store)
+                .unwrap()
+                .is_success()
+        );
+        broken.store(false, Ordering::SeqCst);
+        let others: Vec<_> = (0..4)
+            .map(|k| {
+                let executor = Arc::clone(&executor);
+                std::thread::spawn(move || {
+                    let p = Pipeline::<u64>::builder("other")
+                        .task("a", |c| Ok(c.input() + 1))
+                        .task("b", |c| Ok(c.previous().first().unwrap() + 1))
+                        .build()
+                        .unwrap();
+                    (0..200).all(|i| executor.execute(&p, k * 1000 + i).unwrap().is_success())
+                })
+            })
+            .collect();
+        let resumed = executor.execute_with_checkpoint(&job, 4, &store).unwrap();
+        assert_eq!(resumed.output().unwrap().get("save"), Some(&41));
+        assert_eq!(resumed.restored(), 1);
+        for other in others {
+            assert!(other.join().unwrap());
+        }
+        assert!(executor.states().is_empty());
+    });
+}
