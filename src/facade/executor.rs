@@ -232,31 +232,32 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// step's tasks see `input` and the results of the step that ran before.
     /// When a step fails and no failure branch catches it, the run stops
     /// there as `Aborted`; it still comes back as `Ok`, with [`Run::output`]
-    /// giving the failure. Panics in tasks and observers are caught and
-    /// never reach the caller.
+    /// giving the failure. A step whose deadline passes comes back the same
+    /// way, with [`RunError::Timeout`] as the run's failure and every step
+    /// that finished before it. Panics in user code are caught and never
+    /// reach the caller. See the crate's README, "How a step waits", for
+    /// what the calling thread does while a step runs.
     ///
     /// # Errors
     /// Before anything runs: [`RunError::Build`] with
     /// [`BuildError::UnknownExecutor`] or [`BuildError::ZeroThreads`] for a
     /// task whose executor cannot be found or built, or
-    /// [`BuildError::PoolBuild`]. While running: [`RunError::Timeout`] when
-    /// a step's deadline passes.
+    /// [`BuildError::PoolBuild`].
     pub fn execute(&self, pipeline: &Pipeline<T>, input: T) -> Result<Run<T>, RunError> {
         self.execute_with(pipeline, input, &RunOptions::default())
     }
 
     /// [`execute`](Self::execute) with a cancel token and a run deadline.
     ///
-    /// A cancelled run returns `Ok` with status `Cancelled`; tasks that had
-    /// not started are recorded as [`TaskFailure::Cancelled`](crate::TaskFailure::Cancelled).
+    /// A cancelled run returns `Ok` with status `Cancelled` within
+    /// milliseconds of the cancel, even while a task is stuck; tasks that had
+    /// not finished are recorded as
+    /// [`TaskFailure::Cancelled`](crate::TaskFailure::Cancelled). A run whose
+    /// deadline passes returns `Ok` as `Aborted`, with [`RunError::Timeout`]
+    /// as its failure and every step that finished.
     ///
     /// # Errors
-    /// As [`execute`](Self::execute), and [`RunError::Timeout`] when the
-    /// run's deadline passes. A timeout carries the timed-out step's errors,
-    /// not the results of the steps before it; a job that must keep those
-    /// runs with a checkpoint store
-    /// ([`execute_with_checkpoint_and_options`](Self::execute_with_checkpoint_and_options)),
-    /// which saves them as each step ends.
+    /// As [`execute`](Self::execute).
     pub fn execute_with(
         &self,
         pipeline: &Pipeline<T>,

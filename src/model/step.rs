@@ -211,7 +211,8 @@ impl<T> Step<T> {
     }
 
     /// A deadline for each run of this step, counted from its start. When it
-    /// passes, `execute` returns [`RunError::Timeout`](crate::RunError::Timeout) at once: tasks
+    /// passes, `execute` returns the run at once, `Aborted`, with
+    /// [`RunError::Timeout`](crate::RunError::Timeout) as its failure: tasks
     /// not yet started are skipped, and a task still running keeps its
     /// thread until it returns (threads cannot be killed safely), so a pool
     /// has one thread fewer until then. The deadline is watched from the
