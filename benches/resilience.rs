@@ -6,12 +6,18 @@
 //! the difference between `first_attempt` and `one_retry` is the price of
 //! a failed attempt plus the retry machinery, not a sleep. Run with
 //! `cargo bench --bench resilience`.
+//!
+//! Two groups measure the sound waits: `retry_10k` (10,000 tasks that each
+//! fail once, on `pool(2)`) and `deadline_wait` (the CPU a caller spends
+//! waiting 2 s for a stuck task under a deadline).
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, RetryPolicy, Task, TaskError};
+use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, RetryPolicy, Step, Task, TaskError};
+use cpu_time::ProcessTime;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn executor() -> PipelineExecutor<u64> {
@@ -83,5 +89,87 @@ fn panics(c: &mut Criterion) {
     let _ = std::panic::take_hook();
 }
 
-criterion_group!(benches, retries, panics);
+/// 10,000 tasks on `pool(2)` that each fail once with a 5 ms backoff,
+/// against the same tasks succeeding at once. Retries wait in the group's
+/// delayed list, not on a worker, so the difference is about one backoff
+/// plus a second round, not 10,000 backoffs.
+fn retry_10k(c: &mut Criterion) {
+    let executor = PipelineExecutor::builder()
+        .default_executor(ExecutorConfig::pool(2))
+        .build()
+        .unwrap();
+    let policy = RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(0.005, 1.0, 0.005)
+        .build()
+        .unwrap();
+    let step = |fail: bool| {
+        let tasks: Vec<Task<u64>> = (0..10_000)
+            .map(|i| {
+                Task::from_fn(format!("t{i}"), move |c| {
+                    if fail && c.attempt() == 1 {
+                        Err(TaskError::msg("transient"))
+                    } else {
+                        Ok(black_box(*c.input()))
+                    }
+                })
+                .retry(policy.clone())
+            })
+            .collect();
+        Pipeline::builder("retry_10k")
+            .step(Step::new("all", tasks))
+            .build()
+            .unwrap()
+    };
+    let (clean, flaky) = (step(false), step(true));
+    let mut group = c.benchmark_group("retry_10k");
+    group.sample_size(10);
+    group.bench_function("no_failures", |b| b.iter(|| executor.execute(&clean, 1).unwrap()));
+    group.bench_function("each_fails_once_5ms", |b| {
+        b.iter(|| {
+            let run = executor.execute(&flaky, 1).unwrap();
+            assert!(run.is_success());
+            run
+        })
+    });
+    group.finish();
+}
+
+/// The CPU the calling thread burns while it waits 2 s for a stuck task
+/// under a deadline. The figure reported is CPU time per wait (criterion's
+/// "time" here is process CPU, measured with `iter_custom`); the stuck
+/// task itself sleeps on a channel and costs nothing.
+fn deadline_wait_cpu(c: &mut Criterion) {
+    let executor = PipelineExecutor::builder()
+        .default_executor(ExecutorConfig::pool(1))
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("deadline_wait");
+    group.sample_size(10);
+    group.bench_function("cpu_of_a_2s_wait", |b| {
+        b.iter_custom(|iters| {
+            let mut cpu = Duration::ZERO;
+            for _ in 0..iters {
+                let (release, wait) = crossbeam_channel::bounded::<()>(0);
+                let stuck = Task::from_fn("stuck", move |_| {
+                    let _ = wait.recv_timeout(Duration::from_secs(10));
+                    Ok(0)
+                });
+                let p = Pipeline::builder("wait")
+                    .step(Step::new("s", [stuck]).timeout(Duration::from_secs(2)))
+                    .build()
+                    .unwrap();
+                let before = ProcessTime::now();
+                let run = executor.execute(&p, 0).unwrap();
+                cpu += before.elapsed();
+                assert!(!run.is_success());
+                drop(release);
+            }
+            cpu
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, retries, panics, retry_10k, deadline_wait_cpu);
 criterion_main!(benches);

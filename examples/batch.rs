@@ -1,7 +1,7 @@
 //! A CPU-bound batch job: sensor readings generated in shards on a pool, analysed in parallel, reported inline.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -80,12 +80,20 @@ struct Args {
     /// steps it finished are not run again.
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
-    /// Kill the process as step STEP starts, to try out resuming.
-    #[arg(long, value_name = "STEP", value_parser = ["generate", "analyse", "report"])]
+    /// Kill the process as step STEP starts (generate, analyse, report, or
+    /// a step of --pipeline's text), to try out resuming.
+    #[arg(long, value_name = "STEP")]
     abort_in: Option<String>,
     /// Write the run as a Chrome trace (Perfetto, chrome://tracing) to PATH.
     #[arg(long, value_name = "PATH")]
     trace: Option<PathBuf>,
+    /// Build the steps from the pointy text in FILE instead
+    /// (examples/batch.pty says what the default runs); its tasks are
+    /// generate_0 .. generate_N-1 (one per shard), stats, quantiles,
+    /// histogram, checksum and report, and its steps are named after their
+    /// tasks (`report`, ...).
+    #[arg(long, value_name = "FILE")]
+    pipeline: Option<PathBuf>,
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {
@@ -305,6 +313,49 @@ fn pipeline(shards: usize) -> Result<Pipeline<Data>, BuildError> {
         .build()
 }
 
+/// The task each name of a pointy text stands for: the same work as
+/// `pipeline` gives its tasks. The report runs inline; the text chooses the
+/// executor of the others.
+fn named_task(name: &str) -> Option<Task<Data>> {
+    Some(match name {
+        "stats" => Task::from_fn(name, stats),
+        "quantiles" => Task::from_fn(name, quantiles),
+        "histogram" => Task::from_fn(name, histogram),
+        "checksum" => Task::from_fn(name, checksum),
+        "report" => Task::from_fn(name, report).executor(ExecutorConfig::Inline),
+        _ => {
+            let shard: usize = name.strip_prefix("generate_")?.parse().ok()?;
+            Task::from_fn(name, move |ctx| generate(ctx, shard))
+        }
+    })
+}
+
+/// The pipeline the pointy text in `path` describes, which must generate
+/// every one of `shards` shards exactly once.
+fn pipeline_from_text(path: &Path, shards: usize) -> Result<Pipeline<Data>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let pipeline = conveyor::pointy::parse_named("batch", &text, &named_task)
+        .map_err(|e| format!("{}:{e:#}", path.display()))?;
+    let mut generated: Vec<&str> = pipeline
+        .steps()
+        .iter()
+        .flat_map(|step| step.tasks())
+        .map(Task::name)
+        .filter(|name| name.starts_with("generate_"))
+        .collect();
+    generated.sort_unstable();
+    let mut expected: Vec<String> = (0..shards).map(|shard| format!("generate_{shard}")).collect();
+    expected.sort_unstable();
+    if generated != expected {
+        return Err(format!(
+            "{}: with --shards {shards}, the text must name generate_0 to generate_{} once each",
+            path.display(),
+            shards - 1
+        ));
+    }
+    Ok(pipeline)
+}
+
 /// Kills the process as a step starts: what a crash or an OOM kill does to a
 /// batch job, so that `--checkpoint` has something to resume.
 struct AbortIn(String);
@@ -348,13 +399,23 @@ fn main() -> ExitCode {
     if let Some(step) = &args.abort_in {
         builder = builder.observer(AbortIn(step.clone()));
     }
+    let pipeline = match &args.pipeline {
+        Some(path) => pipeline_from_text(path, args.shards),
+        None => pipeline(args.shards).map_err(|e| e.to_string()),
+    };
+    let pipeline = match pipeline {
+        Ok(pipeline) => pipeline,
+        Err(e) => {
+            eprintln!("batch: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let run = builder.build().map_err(RunError::from).and_then(|executor| {
         let input = Data::Job {
             records: args.records,
             shards: args.shards,
             seed: args.seed,
         };
-        let pipeline = pipeline(args.shards)?;
         match &args.checkpoint {
             Some(path) => executor.execute_with_checkpoint(&pipeline, input, &FileCheckpointStore::new(path)),
             None => executor.execute(&pipeline, input),
@@ -401,15 +462,25 @@ fn main() -> ExitCode {
         let metrics = context.metrics();
         // Busy time over wall time is how much of the pool the step used.
         let busy: Duration = metrics.tasks.iter().map(|t| t.duration()).sum();
-        // `generate` makes every record and `analyse` reads each one; the
-        // report only formats their summaries.
-        let rate = match context.step() {
-            "generate" | "analyse" => format!("{:>13.2}", rate(args.records, metrics.duration())),
-            _ => format!("{:>13}", "-"),
+        // A step that generates shards makes every record, and one that
+        // analyses reads each one; the report only formats summaries.
+        let handles_records = metrics.tasks.iter().any(|t| {
+            t.task.starts_with("generate")
+                || matches!(&*t.task, "stats" | "quantiles" | "histogram" | "checksum")
+        });
+        let rate = if handles_records {
+            format!("{:>13.2}", rate(args.records, metrics.duration()))
+        } else {
+            format!("{:>13}", "-")
+        };
+        // A step named after its tasks (from --pipeline) can be long.
+        let name = match context.step().char_indices().nth(24) {
+            Some((cut, _)) => format!("{}…", &context.step()[..cut]),
+            None => context.step().to_owned(),
         };
         println!(
             "  {:<10} {:>6} {:>9.2} {:>9.2} {rate}",
-            context.step(),
+            name,
             metrics.tasks.len(),
             millis(metrics.duration()),
             millis(busy),

@@ -87,6 +87,7 @@ pub mod error;
 mod facade;
 mod ids;
 mod model;
+pub mod pointy;
 mod records;
 mod status;
 

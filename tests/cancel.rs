@@ -103,6 +103,16 @@ fn a_token_cancelled_before_the_run_runs_nothing() {
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
 
+/// The failure of a run that hit a deadline: the run itself comes back,
+/// aborted, with every step that finished.
+fn timed_out(run: Result<conveyor::Run<u64>, RunError>) -> RunError {
+    let run = run.expect("a deadline returns the run, not an error");
+    assert_eq!(run.status(), ExecutionStatus::Aborted);
+    let failure = run.failure().cloned().expect("a timed-out run says why");
+    assert!(matches!(failure, RunError::Timeout { .. }), "{failure}");
+    failure
+}
+
 /// A task that blocks until `release` has a message or is dropped: a task
 /// that "never finishes" for as long as the test wants.
 fn stuck(name: &str, release: &Receiver<()>) -> Task<u64> {
@@ -132,7 +142,7 @@ fn a_step_deadline_returns_while_a_task_is_stuck_and_the_executor_stays_usable()
             .build()
             .unwrap();
         let begun = Instant::now();
-        let err = executor.execute(&p, 0).unwrap_err();
+        let err = timed_out(executor.execute(&p, 0));
         assert!(begun.elapsed() < common::BOUND);
         match &err {
             RunError::Timeout {
@@ -177,7 +187,7 @@ fn a_run_deadline_covers_all_steps() {
             .build()
             .unwrap();
         let options = RunOptions::new().timeout(Duration::from_millis(150));
-        let err = executor.execute_with(&p, 0, &options).unwrap_err();
+        let err = timed_out(executor.execute_with(&p, 0, &options));
         assert!(
             matches!(&err, RunError::Timeout { scope: DeadlineScope::Run, step, .. } if &**step == "stuck"),
             "{err}"
@@ -207,7 +217,7 @@ fn a_deadline_skips_tasks_that_have_not_started() {
             .step(Step::new("s", tasks).timeout(Duration::from_millis(50)))
             .build()
             .unwrap();
-        let err = executor.execute(&p, 0).unwrap_err();
+        let err = timed_out(executor.execute(&p, 0));
         let RunError::Timeout { failures, .. } = err else {
             panic!("{err}")
         };

@@ -363,9 +363,13 @@ fn cancels_and_deadlines_are_events() {
         )
         .build()
         .unwrap();
-    let err = executor.execute(&slow, 0).unwrap_err();
+    let run = executor.execute(&slow, 0).unwrap();
     drop(release);
-    assert!(matches!(err, RunError::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(run.failure(), Some(RunError::Timeout { .. })),
+        "{:?}",
+        run.failure()
+    );
     let seen = Seen::of("late");
     let step_events = seen.events("step deadline passed");
     assert_eq!(step_events.len(), 1);

@@ -149,7 +149,10 @@ impl Timeline {
     pub fn busy(&self) -> Vec<(u64, Duration)> {
         let mut lanes: BTreeMap<u64, Duration> = BTreeMap::new();
         for b in &self.bars {
-            *lanes.entry(b.thread).or_default() += b.finished - b.started;
+            // A deserialised timeline may hold any times: a bar that ends
+            // before it starts counts as empty, and sums saturate.
+            let lane = lanes.entry(b.thread).or_default();
+            *lane = lane.saturating_add(b.finished.saturating_sub(b.started));
         }
         lanes.into_iter().collect()
     }

@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod canonical;
 mod snapshot;
 
 pub use snapshot::{ContextSnapshot, restore, snapshot};
@@ -75,13 +76,28 @@ impl Fingerprint {
         Self(h.0)
     }
 
-    /// The fingerprint of `value`'s JSON form.
+    /// The fingerprint of `value`'s canonical form: serde's data model as
+    /// tagged bytes, with every map's entries sorted, so a `HashMap` input
+    /// fingerprints alike in every process and on every platform. The value
+    /// streams into the hash; only a map's entries are buffered. Sets are
+    /// the one exception serde leaves open: a `HashSet` serialises as a
+    /// plain sequence in its per-process order, which no encoder can tell
+    /// from a `Vec`, so an input that holds a set should hold a `BTreeSet`.
+    ///
+    /// ```
+    /// use std::collections::{BTreeMap, HashMap};
+    /// use conveyor::checkpoint::Fingerprint;
+    /// let hashed: HashMap<&str, u32> = [("a", 1), ("b", 2), ("c", 3)].into();
+    /// let sorted: BTreeMap<&str, u32> = [("c", 3), ("a", 1), ("b", 2)].into();
+    /// assert_eq!(Fingerprint::of_value(&hashed)?, Fingerprint::of_value(&sorted)?);
+    /// # Ok::<(), conveyor::CheckpointError>(())
+    /// ```
     ///
     /// # Errors
     /// [`CheckpointError::Serialize`] when `value` cannot be serialised.
     pub fn of_value<V: Serialize + ?Sized>(value: &V) -> Result<Self, CheckpointError> {
         let mut h = Fnv::new();
-        serde_json::to_writer(&mut h, value).map_err(|e| CheckpointError::Serialize {
+        canonical::encode(value, &mut h).map_err(|e| CheckpointError::Serialize {
             what: Serialized::Input,
             message: e.to_string(),
         })?;
@@ -158,6 +174,12 @@ impl Fnv {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(FNV_PRIME);
         }
+    }
+}
+
+impl canonical::Sink for Fnv {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
     }
 }
 

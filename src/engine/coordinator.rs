@@ -1,121 +1,60 @@
-//! Running one context: dispatching its groups and gathering the outcomes.
+//! Running one context: dispatching its groups and waiting for the
+//! outcomes.
+//!
+//! # How a step waits
+//!
+//! Every group of the plan is dispatched before any is waited on, so groups
+//! on different executors run at the same time (the original ran them one
+//! after another). Then the calling thread waits, and how it waits is the
+//! heart of the engine's guarantees:
+//!
+//! - When nothing can interrupt the wait (no deadline, no cancel token),
+//!   the caller joins one group in place: an inline group on its own
+//!   thread, or a pool group entered once with `install` and fanned out
+//!   with an indexed parallel iterator. That is the fast path; it costs
+//!   what raw rayon costs.
+//! - Otherwise only an inline group runs on the caller, and every pool
+//!   group is one job injected into its pool. The caller then blocks in one
+//!   `select` over the step's outcome channel, the cancel token's signal and
+//!   the deadline, so a cancel or a deadline ends the wait within
+//!   milliseconds even when a task never returns. It burns no CPU while it
+//!   waits: there is no polling.
+//! - A caller that is itself a worker of a group's pool (a nested
+//!   `execute`) claims that group's tasks and runs them on its own thread
+//!   before it blocks, and runs the group's due retries the same way. That
+//!   is why nested runs cannot deadlock, even on a pool of one thread. It
+//!   never runs a stranger's job: it does not yield into rayon while it
+//!   waits.
+//! - A task that will be retried never waits on a pool thread (see
+//!   [`group`](super::group)): the caller watches when the earliest retry
+//!   is due and hands due retries back to the pool.
+//!
+//! A task that runs on the caller's own thread (an inline task, or a
+//! nested run's task that the waiting worker runs itself) cannot be
+//! interrupted; the deadline and the cancel are checked between such tasks.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Select, Sender};
 use rayon::prelude::*;
 
-use crate::engine::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
-use crate::engine::processor::{Outcome, ResultProcessor, StepOutcome};
-use crate::engine::registry::Job;
-use crate::engine::signal::{RetryEvent, SignalEmitter, TaskEvent};
-use crate::engine::trace::{StepSpan, TaskSpan};
-use crate::engine::unwind;
-use crate::error::{DeadlineScope, TaskFailure};
-use crate::ids::ContextId;
-use crate::model::cancel::CancelToken;
+use super::attempt::{Attempts, Progress, attempt, run_task};
+use super::group::{GroupRun, Target};
+use super::outcome::Outcome;
+use super::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
+use super::processor::{ResultProcessor, StepOutcome};
+use super::registry::{CustomExecutor, Job};
+use super::step_run::{Halt, StepRun};
+use super::unwind;
+use crate::error::TaskFailure;
 use crate::model::config::ExecutorConfig;
-use crate::model::flow::{Directive, Flow};
 use crate::model::strategy::EvaluationStrategy;
-use crate::model::task::{Task, TaskContext};
-use crate::records::metrics::{RunClock, thread_number};
-use crate::records::results::ResultSet;
+use crate::records::metrics::thread_number;
 
-/// A deadline and what to call it in errors.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline {
-    pub(crate) at: Instant,
-    pub(crate) scope: DeadlineScope,
-    pub(crate) limit: Duration,
-}
-
-/// Why tasks stop being started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Halt {
-    Cancelled,
-    TimedOut,
-}
-
-/// Everything a task's job needs, shared by all jobs of one step run.
-///
-/// It is `'static` (owned and `Arc`'d) because groups that do not run on the
-/// caller's thread are spawned, not scoped: the caller must be free to
-/// dispatch every group before it waits on any, and to return at a deadline
-/// while a stuck task still runs.
-pub(crate) struct StepRun<T> {
-    pub(crate) pipeline: Arc<str>,
-    pub(crate) step: Arc<str>,
-    pub(crate) context: ContextId,
-    pub(crate) tasks: Arc<[Task<T>]>,
-    pub(crate) input: Arc<T>,
-    pub(crate) previous: ResultSet<T>,
-    pub(crate) emitter: Arc<SignalEmitter>,
-    pub(crate) clock: RunClock,
-    pub(crate) cancel: Option<CancelToken>,
-    pub(crate) deadline: Option<Deadline>,
-    /// The step's span, parent of every task's span wherever it runs.
-    pub(crate) span: StepSpan,
-}
-
-impl Deadline {
-    /// The deadline `limit` from now. A limit so long that no `Instant` can
-    /// hold it (`Duration::MAX`) is no deadline at all: it saturates
-    /// instead of overflowing.
-    pub(crate) fn after(limit: Option<Duration>, scope: DeadlineScope) -> Option<Self> {
-        let limit = limit?;
-        Instant::now()
-            .checked_add(limit)
-            .map(|at| Self { at, scope, limit })
-    }
-}
-
-impl<T> StepRun<T> {
-    pub(crate) fn halted(&self) -> Option<Halt> {
-        if self.deadline.is_some_and(|d| Instant::now() >= d.at) {
-            Some(Halt::TimedOut)
-        } else if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
-            Some(Halt::Cancelled)
-        } else {
-            None
-        }
-    }
-
-    /// The outcome of a task that will not be (or was not) run to its end.
-    pub(crate) fn halted_outcome(&self, index: usize, halt: Halt, attempts: u32) -> Outcome<T> {
-        let (task, step) = (Arc::clone(&self.tasks[index].name), Arc::clone(&self.step));
-        let error = match (halt, self.deadline) {
-            (Halt::TimedOut, Some(d)) => TaskFailure::TimedOut {
-                task,
-                step,
-                scope: d.scope,
-                limit: d.limit,
-            },
-            _ => TaskFailure::Cancelled { task, step, attempts },
-        };
-        let now = self.clock.now();
-        Outcome {
-            index,
-            result: Err(Box::new(error)),
-            started: now,
-            finished: now,
-            attempts,
-            thread: thread_number(),
-            directive: None,
-        }
-    }
-}
+pub(crate) use super::step_run::Deadline;
 
 /// Runs one context and returns its outcome; it changes no shared state.
-///
-/// Every group of the plan is dispatched before any is waited on, so groups
-/// on different executors run at the same time (the original ran them one
-/// after another). One group runs on the caller's thread: an inline group
-/// if there is one, else a group on the pool the caller already works in,
-/// else the last group, entered with `install`, so the caller's thread does
-/// useful waiting instead of a pool round trip. With a deadline, only an
-/// inline group runs on the caller: everything else is spawned, so the
-/// caller is free to return when the deadline passes.
 pub(crate) struct ExecutionCoordinator;
 
 impl ExecutionCoordinator {
@@ -126,68 +65,145 @@ impl ExecutionCoordinator {
     ) -> StepOutcome<T> {
         let queued = run.clock.now();
         let run = Arc::new(run);
+        let watched = run.deadline.is_some() || run.cancel.is_some();
         let mut groups = plan.groups;
-        let least = if run.deadline.is_some() { 2 } else { 0 };
         let here = groups
             .iter()
             .enumerate()
-            .filter(|(_, g)| g.dispatch.affinity() >= least)
+            .filter(|(_, g)| match g.dispatch {
+                Dispatch::Inline => true,
+                Dispatch::Pool(_) | Dispatch::Global => !watched,
+                Dispatch::ThreadPerTask | Dispatch::Custom(_) => false,
+            })
             .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
             .map(|(i, _)| i);
         let local = here.map(|i| groups.swap_remove(i));
-        let remote = !groups.is_empty()
-            || local
-                .as_ref()
-                .is_none_or(|g| matches!(g.dispatch, Dispatch::ThreadPerTask | Dispatch::Custom(_)));
-        let mut processor = ResultProcessor::new(run.tasks.len(), remote);
-        for group in groups {
-            spawn_group(&run, group, processor.sender());
+        let retries = run
+            .tasks
+            .iter()
+            .any(|t| t.retry.as_deref().is_some_and(|p| p.max_attempts() > 1));
+        let joins_pool = local
+            .as_ref()
+            .is_some_and(|g| matches!(g.dispatch, Dispatch::Pool(_) | Dispatch::Global));
+        // Inline-only steps need no channel: every outcome is handed over
+        // on this thread.
+        let channel = (!groups.is_empty() || (retries && joins_pool))
+            .then(|| crossbeam_channel::bounded::<Outcome<T>>(run.tasks.len().max(1)));
+        let mut processor = ResultProcessor::new(run.tasks.len());
+        let mut pooled: Vec<Arc<GroupRun<T>>> = Vec::new();
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
+        if let Some((tx, _)) = &channel {
+            for group in groups {
+                dispatch(&run, group, tx, &wake, &mut pooled);
+            }
         }
         if let Some(group) = local {
-            run_group_here(&run, group, &mut processor);
+            let tx = channel.as_ref().map(|c| &c.0);
+            join_here(&run, group, &mut processor, tx, &wake, &mut pooled);
         }
-        processor.collect(&run, queued, strategy)
+        let rx = channel.map(|(tx, rx)| {
+            drop(tx);
+            rx
+        });
+        let halt = wait(&run, rx, &woken, &mut processor, &pooled);
+        processor.judge(&run, queued, strategy, halt)
     }
 }
 
-/// Runs a group with the caller's thread taking part.
-fn run_group_here<T: Send + Sync + 'static>(
+/// Runs a group with the caller's thread taking part, on the fast path.
+fn join_here<T: Send + Sync + 'static>(
     run: &Arc<StepRun<T>>,
     group: PlanGroup,
     processor: &mut ResultProcessor<T>,
+    tx: Option<&Sender<Outcome<T>>>,
+    wake: &Sender<()>,
+    pooled: &mut Vec<Arc<GroupRun<T>>>,
 ) {
-    match group.dispatch {
-        Dispatch::Inline => run_inline(run, &group.tasks, |o| processor.accept(o)),
-        Dispatch::Pool(ref pool) => {
-            let outcomes = pool.install(|| collect_par(&group.tasks, run));
-            outcomes.into_iter().for_each(|o| processor.accept(o));
+    let (target, progress) = match group.dispatch {
+        Dispatch::Inline => return run_inline(run, &group.tasks, |o| processor.accept(o)),
+        Dispatch::Pool(pool) => {
+            let progress = pool.install(|| collect_par(&group.tasks, run));
+            (Target::Pool(pool), progress)
         }
-        Dispatch::Global => collect_par(&group.tasks, run)
-            .into_iter()
-            .for_each(|o| processor.accept(o)),
-        Dispatch::ThreadPerTask | Dispatch::Custom(_) => spawn_group(run, group, processor.sender()),
+        Dispatch::Global => (Target::Global, collect_par(&group.tasks, run)),
+        // Never chosen to run here; handed to its executor instead.
+        dispatch @ (Dispatch::ThreadPerTask | Dispatch::Custom(_)) => {
+            if let Some(tx) = tx {
+                let group = PlanGroup { dispatch, ..group };
+                dispatch_to_threads(run, group, tx);
+            }
+            return;
+        }
+    };
+    let mut retries = Vec::new();
+    for (index, step) in progress {
+        match step {
+            Progress::Done(outcome) => processor.accept(outcome),
+            Progress::Retry { delay, attempts } => {
+                let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
+                retries.push((index, attempts, due));
+            }
+        }
+    }
+    if let (false, Some(tx)) = (retries.is_empty(), tx) {
+        pooled.push(GroupRun::of_retries(
+            Arc::clone(run),
+            target,
+            retries,
+            tx.clone(),
+            wake.clone(),
+        ));
+    }
+}
+
+/// Makes one attempt at every task of a group, in parallel on the current
+/// pool, and returns where each was left, in declaration order.
+///
+/// The caller joins this group in place with rayon's indexed `collect`, one
+/// slot per task: with every task writing into one channel, the channel's
+/// tail was the one cache line all workers fought over, which made a
+/// 10,000-task no-op step slower on two threads than on one.
+fn collect_par<T: Send + Sync>(tasks: &TaskIndices, run: &StepRun<T>) -> Vec<(usize, Progress<T>)> {
+    let one = |i: usize| (i, attempt(run, i, Attempts::default()));
+    match tasks {
+        TaskIndices::Range(r) => r.clone().into_par_iter().map(one).collect(),
+        TaskIndices::List(v) => v.par_iter().map(|&i| one(i)).collect(),
     }
 }
 
 /// Hands a group to its executor without waiting for it.
-fn spawn_group<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup, tx: &Sender<Outcome<T>>) {
+fn dispatch<T: Send + Sync + 'static>(
+    run: &Arc<StepRun<T>>,
+    group: PlanGroup,
+    tx: &Sender<Outcome<T>>,
+    wake: &Sender<()>,
+    pooled: &mut Vec<Arc<GroupRun<T>>>,
+) {
+    let target = match &group.dispatch {
+        // Inline work has nowhere to go but the caller's thread.
+        Dispatch::Inline => return run_inline(run, &group.tasks, |o| drop(tx.send(o))),
+        Dispatch::Pool(pool) => Target::Pool(Arc::clone(pool)),
+        Dispatch::Global => Target::Global,
+        Dispatch::ThreadPerTask | Dispatch::Custom(_) => return dispatch_to_threads(run, group, tx),
+    };
+    let g = GroupRun::new(Arc::clone(run), target, group.tasks, wake.clone());
+    g.dispatch(tx.clone());
+    pooled.push(g);
+}
+
+/// Hands each task of a thread-per-task or custom group to its own thread
+/// or job. Those threads belong to the task, so its backoffs wait there.
+fn dispatch_to_threads<T: Send + Sync + 'static>(
+    run: &Arc<StepRun<T>>,
+    group: PlanGroup,
+    tx: &Sender<Outcome<T>>,
+) {
     let PlanGroup {
         config,
         dispatch,
         tasks,
     } = group;
     match dispatch {
-        // Inline work has nowhere to go but the caller's thread.
-        Dispatch::Inline => run_inline(run, &tasks, |o| drop(tx.send(o))),
-        Dispatch::Pool(pool) => {
-            let (run, tx) = (Arc::clone(run), tx.clone());
-            // One injection per group; the fan-out happens inside the pool.
-            pool.spawn(move || for_each_par(&tasks, |i| drop(tx.send(run_task(&run, i)))));
-        }
-        Dispatch::Global => {
-            let (run, tx) = (Arc::clone(run), tx.clone());
-            rayon::spawn(move || for_each_par(&tasks, |i| drop(tx.send(run_task(&run, i)))));
-        }
         Dispatch::ThreadPerTask => {
             for i in tasks.to_vec() {
                 let (job_run, job_tx) = (Arc::clone(run), tx.clone());
@@ -200,11 +216,25 @@ fn spawn_group<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup
             }
         }
         Dispatch::Custom(executor) => {
+            let id = executor_id(&executor);
+            // A task already running in a job of this very executor (a
+            // nested `execute`) cannot wait for jobs queued behind its own:
+            // on a one-thread executor they would never start. Its thread
+            // runs them itself instead.
+            if CURRENT_CUSTOM.with(|c| c.get()) == Some(id) {
+                for i in tasks.to_vec() {
+                    let _ = tx.send(run_task(run, i));
+                }
+                return;
+            }
             for i in tasks.to_vec() {
                 let (job_run, job_tx, job_config) = (Arc::clone(run), tx.clone(), config.clone());
                 let job = Job::new(move |ran| {
                     let outcome = if ran {
-                        run_task(&job_run, i)
+                        let outer = CURRENT_CUSTOM.with(|c| c.replace(Some(id)));
+                        let outcome = run_task(&job_run, i);
+                        CURRENT_CUSTOM.with(|c| c.set(outer));
+                        outcome
                     } else {
                         not_run(
                             &job_run,
@@ -222,53 +252,42 @@ fn spawn_group<T: Send + Sync + 'static>(run: &Arc<StepRun<T>>, group: PlanGroup
                 }
             }
         }
+        Dispatch::Inline | Dispatch::Pool(_) | Dispatch::Global => {
+            unreachable!("pool and inline groups are not handed to threads")
+        }
     }
 }
 
-/// Runs a group that the caller joins (it blocks in `install` until the
-/// group is done) and returns the outcomes in declaration order.
-///
-/// This is where conveyor departs from sending every outcome over the
-/// step's channel: with every task writing into one channel, the channel's
-/// tail was the one cache line all workers fought over, which made a
-/// 10,000-task no-op step 2.4x slower on two threads than inline, and
-/// slower on two threads than on one. rayon's indexed `collect` gives each
-/// task its own slot instead. Channels still carry the outcomes of groups
-/// that run while the caller does something else (other groups, a
-/// deadline, threads, custom executors).
-fn collect_par<T: Send + Sync>(tasks: &TaskIndices, run: &StepRun<T>) -> Vec<Outcome<T>> {
-    match tasks {
-        TaskIndices::Range(r) => r.clone().into_par_iter().map(|i| run_task(run, i)).collect(),
-        TaskIndices::List(v) => v.par_iter().map(|&i| run_task(run, i)).collect(),
-    }
+thread_local! {
+    /// The custom executor whose job this thread is running, if any.
+    static CURRENT_CUSTOM: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
-fn for_each_par(tasks: &TaskIndices, f: impl Fn(usize) + Sync + Send) {
-    match tasks {
-        TaskIndices::Range(r) => r.clone().into_par_iter().for_each(f),
-        TaskIndices::List(v) => v.par_iter().for_each(|&i| f(i)),
-    }
+/// Identifies a custom executor by the address of its shared value.
+fn executor_id(executor: &Arc<dyn CustomExecutor>) -> usize {
+    Arc::as_ptr(executor).cast::<()>() as usize
 }
 
 /// Runs an inline group on the caller's thread. A task waiting for a retry
-/// goes back in a queue so the other tasks run during its backoff.
+/// goes back in a queue so the other tasks run during its backoff; the wait
+/// for the earliest one wakes on a cancel.
 fn run_inline<T>(run: &StepRun<T>, tasks: &TaskIndices, mut report: impl FnMut(Outcome<T>)) {
     let mut waiting: Vec<(Instant, usize, Attempts)> = Vec::new();
     let mut advance = |i: usize, attempts: Attempts, waiting: &mut Vec<_>| match attempt(run, i, attempts) {
         Progress::Done(outcome) => report(outcome),
-        Progress::Retry { delay, attempts } => waiting.push((Instant::now() + delay, i, attempts)),
+        Progress::Retry { delay, attempts } => {
+            let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
+            waiting.push((due, i, attempts));
+        }
     };
-    match tasks {
-        TaskIndices::Range(r) => r
-            .clone()
-            .for_each(|i| advance(i, Attempts::default(), &mut waiting)),
-        TaskIndices::List(v) => v
-            .iter()
-            .for_each(|&i| advance(i, Attempts::default(), &mut waiting)),
+    for position in 0..tasks.len() {
+        advance(tasks.get(position), Attempts::default(), &mut waiting);
     }
     while let Some(next) = (0..waiting.len()).min_by_key(|&k| waiting[k].0) {
-        let (ready, i, attempts) = waiting.swap_remove(next);
-        backoff(run, ready);
+        let (due, i, attempts) = waiting.swap_remove(next);
+        // A halt ends the wait early; the attempt then reports the task
+        // as cancelled or timed out without running it.
+        run.pause(due);
         advance(i, attempts, &mut waiting);
     }
 }
@@ -279,8 +298,8 @@ fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message
         index,
         result: Err(Box::new(TaskFailure::Dispatch {
             executor: executor.to_string().into(),
-            task: Arc::clone(&run.tasks[index].name),
-            step: Arc::clone(&run.step),
+            task: std::sync::Arc::clone(&run.tasks[index].name),
+            step: std::sync::Arc::clone(&run.step),
             message,
         })),
         started: now,
@@ -291,266 +310,107 @@ fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message
     }
 }
 
-/// The attempts made so far on one task.
-#[derive(Default)]
-struct Attempts {
-    made: u32,
-    first_start: Option<Duration>,
-    errors: Vec<TaskFailure>,
-}
-
-enum Progress<T> {
-    Done(Outcome<T>),
-    Retry { delay: Duration, attempts: Attempts },
-}
-
-/// Longest sleep of a backoff before it looks for work or a cancel again.
-const BACKOFF_SLICE: Duration = Duration::from_millis(1);
-
-/// Waits until `until` without pinning a pool thread: a rayon worker runs
-/// other jobs of its pool meanwhile (other tasks of the step among them),
-/// and sleeps only in short slices when there is nothing to run. A cancel or
-/// a deadline ends the wait early.
-fn backoff<T>(run: &StepRun<T>, until: Instant) {
+/// Waits until every task has reported, the run is cancelled, or its
+/// deadline passes; see the module docs. Returns why it stopped early.
+fn wait<T: Send + Sync + 'static>(
+    run: &StepRun<T>,
+    mut rx: Option<Receiver<Outcome<T>>>,
+    woken: &Receiver<()>,
+    processor: &mut ResultProcessor<T>,
+    pooled: &[Arc<GroupRun<T>>],
+) -> Option<Halt> {
+    let never = crossbeam_channel::never::<()>();
+    let cancel = run.cancel.as_ref().map_or(&never, |t| t.signal());
     loop {
-        let now = Instant::now();
-        if now >= until || run.halted().is_some() {
-            return;
+        // Tasks of groups on this thread's own pool: this thread claims and
+        // runs them, so that they never wait for it to come back.
+        for group in pooled.iter().filter(|g| g.target().is_home()) {
+            group.work(&mut |o| processor.accept(o), None);
         }
-        if rayon::current_thread_index().is_some() && rayon::yield_now() == Some(rayon::Yield::Executed) {
-            continue;
+        if processor.complete() {
+            return None;
         }
-        std::thread::sleep((until - now).min(BACKOFF_SLICE));
-    }
-}
-
-/// Runs one task to its end on the current thread, retries included.
-pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
-    let mut attempts = Attempts::default();
-    loop {
-        match attempt(run, index, attempts) {
-            Progress::Done(outcome) => return outcome,
-            Progress::Retry {
-                delay,
-                attempts: more,
-            } => {
-                backoff(run, Instant::now() + delay);
-                attempts = more;
-            }
+        if let Some(halt) = run.halted() {
+            return Some(halt);
         }
-    }
-}
-
-/// Makes one attempt at a task, catching its panic, and decides whether it
-/// is done or should be tried again.
-fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progress<T> {
-    let task = &run.tasks[index];
-    if let Some(halt) = run.halted() {
-        return Progress::Done(run.halted_outcome(index, halt, attempts.made));
-    }
-    let number = attempts.made + 1;
-    let thread = thread_number();
-    let observed = !run.emitter.is_empty();
-    if observed {
-        run.emitter
-            .emit(|o| o.task_started(&task_event(run, task, number, thread, None, Duration::ZERO)));
-    }
-    let span = TaskSpan::enter(
-        &run.span,
-        (&run.pipeline, &run.step),
-        &task.name,
-        number,
-        &task.executor,
-    );
-    let started = run.clock.now();
-    let halt = || run.halted().is_some();
-    let ctx = TaskContext {
-        input: &*run.input,
-        previous: &run.previous,
-        name: &task.name,
-        step: &run.step,
-        attempt: number,
-        halt: &halt,
-    };
-    let (result, directive, retryable) = match unwind::catch(|| task.work.call(&ctx)) {
-        Ok(Ok(Flow::Continue(value))) => (Ok(value), None, false),
-        Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
-        Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
-        Ok(Err(e)) if e.is_stop() => (
-            Err(TaskFailure::Stopped {
-                task: Arc::clone(&task.name),
-                step: Arc::clone(&run.step),
-                reason: e.to_string(),
-            }),
-            Some(Directive::Stop),
-            false,
-        ),
-        Ok(Err(e)) => {
-            // The predicate is user code too: a panic in it is reported
-            // as the task's failure, never unwound through a pool thread.
-            let verdict = task.retry.as_ref().map(|p| unwind::catch(|| p.retries(&e)));
-            let (task_name, step) = (Arc::clone(&task.name), Arc::clone(&run.step));
-            match verdict {
-                Some(Err(message)) => (
-                    Err(TaskFailure::HookPanicked {
-                        task: task_name,
-                        step,
-                        place: "retry predicate",
-                        message,
-                    }),
-                    None,
-                    false,
-                ),
-                verdict => {
-                    let error = TaskFailure::Failed {
-                        task: task_name,
-                        step,
-                        attempt: number,
-                        cause: e.into_cause(),
-                    };
-                    (Err(error), None, matches!(verdict, Some(Ok(true))))
-                }
-            }
+        let due = pooled.iter().filter_map(|g| g.next_due()).min();
+        if rx.is_none() && due.is_none() {
+            // Nothing can report any more: the rest are lost (a bug, which
+            // must show as an error, not a hang).
+            return None;
         }
-        Err(message) => {
-            let error = TaskFailure::Panicked {
-                task: Arc::clone(&task.name),
-                step: Arc::clone(&run.step),
-                attempt: number,
-                message,
+        let until = [run.deadline.map(|d| d.at), due].into_iter().flatten().min();
+        let event = {
+            let mut select = Select::new();
+            let outcomes = rx.as_ref().map(|r| (select.recv(r), r));
+            let wake = select.recv(woken);
+            select.recv(cancel);
+            let op = match until {
+                Some(at) => select.select_deadline(at).ok(),
+                None => Some(select.select()),
             };
-            (
-                Err(error),
-                None,
-                task.retry.as_ref().is_some_and(|p| p.retries_panics()),
-            )
-        }
-    };
-    let finished = run.clock.now();
-    span.finish(result.as_ref().err());
-    if observed {
-        let error = result.as_ref().err();
-        run.emitter.emit(|o| {
-            o.task_finished(&task_event(
-                run,
-                task,
-                number,
-                thread,
-                error,
-                finished.saturating_sub(started),
-            ));
-        });
-    }
-    attempts.made = number;
-    let first_start = *attempts.first_start.get_or_insert(started);
-    let result = match (result, task.retry.as_deref()) {
-        (Err(error), Some(policy)) if policy.max_attempts() > 1 => {
-            let max_attempts = policy.max_attempts();
-            let exhausted = number >= max_attempts;
-            if retryable && !exhausted {
-                // Seeded by context, task and attempt so that tasks failing
-                // together spread out, yet one run's delays are repeatable.
-                let seed = (run.context.get() << 32) ^ ((index as u64) << 8) ^ u64::from(number);
-                let delay = policy.delay(number, Some(seed));
-                span.retrying(number, max_attempts, delay, &error);
-                if observed {
-                    run.emitter.emit(|o| {
-                        o.task_retrying(&retry_event(run, task, number, max_attempts, delay, &error));
-                    });
+            match (op, outcomes) {
+                (None, _) => Event::Due,
+                (Some(op), Some((index, r))) if op.index() == index => Event::Outcome(op.recv(r).ok()),
+                // A retry was delayed: look at the due times again.
+                (Some(op), _) if op.index() == wake => {
+                    let _ = op.recv(woken);
+                    Event::Wake
                 }
-                attempts.errors.push(error);
-                return Progress::Retry { delay, attempts };
+                (Some(op), _) => {
+                    // The signal carries no message: this is the cancel's
+                    // disconnect.
+                    let _ = op.recv(cancel);
+                    return Some(Halt::Cancelled);
+                }
             }
-            if retryable {
-                span.retries_exhausted(number, &error);
-            }
-            if retryable && observed {
-                run.emitter.emit(|o| {
-                    o.task_retries_exhausted(&retry_event(
-                        run,
-                        task,
-                        number,
-                        max_attempts,
-                        Duration::ZERO,
-                        &error,
-                    ));
-                });
-            }
-            if attempts.errors.is_empty() {
-                Err(error)
-            } else {
-                Err(TaskFailure::RetriesExhausted {
-                    task: Arc::clone(&task.name),
-                    step: Arc::clone(&run.step),
-                    attempts: number,
-                    earlier: attempts.errors,
-                    last: Box::new(error),
-                })
+        };
+        match event {
+            Event::Outcome(Some(outcome)) => processor.accept(outcome),
+            // Every sender is gone: only retries still waiting can add
+            // outcomes now.
+            Event::Outcome(None) => rx = None,
+            Event::Wake => {}
+            Event::Due => {
+                let now = Instant::now();
+                for group in pooled {
+                    if let (moved, Some(sender)) = group.promote(now)
+                        && moved > 0
+                    {
+                        group.dispatch(sender);
+                    }
+                }
             }
         }
-        (result, _) => result,
-    };
-    Progress::Done(Outcome {
-        index,
-        result: result.map_err(Box::new),
-        started: first_start,
-        finished,
-        attempts: number,
-        thread,
-        directive,
-    })
-}
-
-fn task_event<'a, T>(
-    run: &'a StepRun<T>,
-    task: &'a Task<T>,
-    attempt: u32,
-    thread: u64,
-    error: Option<&'a TaskFailure>,
-    elapsed: Duration,
-) -> TaskEvent<'a> {
-    TaskEvent {
-        pipeline: &run.pipeline,
-        step: &run.step,
-        context: run.context,
-        task: &task.name,
-        attempt,
-        thread,
-        error,
-        elapsed,
     }
 }
 
-fn retry_event<'a, T>(
-    run: &'a StepRun<T>,
-    task: &'a Task<T>,
-    attempt: u32,
-    max_attempts: u32,
-    delay: Duration,
-    error: &'a TaskFailure,
-) -> RetryEvent<'a> {
-    RetryEvent {
-        pipeline: &run.pipeline,
-        step: &run.step,
-        context: run.context,
-        task: &task.name,
-        attempt,
-        max_attempts,
-        delay,
-        error,
-    }
+/// What woke the waiting thread.
+enum Event<T> {
+    /// An outcome, or `None` when the channel closed.
+    Outcome(Option<Outcome<T>>),
+    /// The deadline or the earliest retry's time came.
+    Due,
+    /// A retry was delayed after the due times were last looked at.
+    Wake,
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::engine::plan::ExecutorFactory;
     use crate::engine::pools::Pools;
     use crate::error::TaskError;
+    use crate::ids::ContextId;
+    use crate::model::cancel::CancelToken;
     use crate::model::config::ExecutorConfig;
     use crate::model::retry::RetryPolicy;
     use crate::model::step::Step;
     use crate::model::task::Task;
+    use crate::records::metrics::RunClock;
+    use crate::records::results::ResultSet;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn step_run(tasks: Vec<Task<u32>>) -> StepRun<u32> {
@@ -565,7 +425,7 @@ mod tests {
             clock: RunClock::start(),
             cancel: None,
             deadline: None,
-            span: StepSpan::default(),
+            span: crate::engine::trace::StepSpan::default(),
         }
     }
 

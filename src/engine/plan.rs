@@ -48,6 +48,21 @@ pub(crate) enum TaskIndices {
 }
 
 impl TaskIndices {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Range(r) => r.len(),
+            Self::List(v) => v.len(),
+        }
+    }
+
+    /// The task index at `position` of the group.
+    pub(crate) fn get(&self, position: usize) -> usize {
+        match self {
+            Self::Range(r) => r.start + position,
+            Self::List(v) => v[position],
+        }
+    }
+
     pub(crate) fn to_vec(&self) -> Vec<usize> {
         match self {
             Self::Range(r) => r.clone().collect(),

@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Save, Start};
-use crate::engine::coordinator::{Deadline, ExecutionCoordinator, StepRun};
+use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
+use crate::engine::step_run::StepRun;
 use rayon::ThreadPool;
 
 use crate::engine::plan::ExecutorFactory;
@@ -27,7 +28,6 @@ use crate::model::config::ExecutorConfig;
 use crate::model::flow::{Next, StepVerdict};
 use crate::model::pipeline::Pipeline;
 use crate::model::step::Step;
-use crate::model::strategy::Tally;
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
 use crate::records::metrics::{ExecutionMetrics, RunClock};
@@ -183,6 +183,8 @@ struct StepEnd {
     switch: Option<(u8, Arc<str>)>,
     stop: Option<Arc<str>>,
     timed_out: Option<Deadline>,
+    /// The error of a custom evaluation rule that panicked.
+    rule_panic: Option<RunError>,
 }
 
 impl<T> PipelineExecutor<T> {
@@ -231,31 +233,32 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// step's tasks see `input` and the results of the step that ran before.
     /// When a step fails and no failure branch catches it, the run stops
     /// there as `Aborted`; it still comes back as `Ok`, with [`Run::output`]
-    /// giving the failure. Panics in tasks and observers are caught and
-    /// never reach the caller.
+    /// giving the failure. A step whose deadline passes comes back the same
+    /// way, with [`RunError::Timeout`] as the run's failure and every step
+    /// that finished before it. Panics in user code are caught and never
+    /// reach the caller. See the crate's README, "How a step waits", for
+    /// what the calling thread does while a step runs.
     ///
     /// # Errors
     /// Before anything runs: [`RunError::Build`] with
     /// [`BuildError::UnknownExecutor`] or [`BuildError::ZeroThreads`] for a
     /// task whose executor cannot be found or built, or
-    /// [`BuildError::PoolBuild`]. While running: [`RunError::Timeout`] when
-    /// a step's deadline passes.
+    /// [`BuildError::PoolBuild`].
     pub fn execute(&self, pipeline: &Pipeline<T>, input: T) -> Result<Run<T>, RunError> {
         self.execute_with(pipeline, input, &RunOptions::default())
     }
 
     /// [`execute`](Self::execute) with a cancel token and a run deadline.
     ///
-    /// A cancelled run returns `Ok` with status `Cancelled`; tasks that had
-    /// not started are recorded as [`TaskFailure::Cancelled`](crate::TaskFailure::Cancelled).
+    /// A cancelled run returns `Ok` with status `Cancelled` within
+    /// milliseconds of the cancel, even while a task is stuck; tasks that had
+    /// not finished are recorded as
+    /// [`TaskFailure::Cancelled`](crate::TaskFailure::Cancelled). A run whose
+    /// deadline passes returns `Ok` as `Aborted`, with [`RunError::Timeout`]
+    /// as its failure and every step that finished.
     ///
     /// # Errors
-    /// As [`execute`](Self::execute), and [`RunError::Timeout`] when the
-    /// run's deadline passes. A timeout carries the timed-out step's errors,
-    /// not the results of the steps before it; a job that must keep those
-    /// runs with a checkpoint store
-    /// ([`execute_with_checkpoint_and_options`](Self::execute_with_checkpoint_and_options)),
-    /// which saves them as each step ends.
+    /// As [`execute`](Self::execute).
     pub fn execute_with(
         &self,
         pipeline: &Pipeline<T>,
@@ -309,10 +312,19 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         } = start;
         let restored = chain.len();
         let span = RunSpan::enter(scope.pipeline);
-        let walked = self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save);
+        let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save)
+        }));
         // Whatever happened, this run's contexts leave the live map: memory
-        // stays bounded however many runs go through one executor.
+        // stays bounded however many runs go through one executor. User
+        // code cannot panic through the walk (it runs under
+        // `catch_unwind`), but a bug in the engine must not leak states
+        // either, so the panic is resumed only after the cleanup.
         self.states.remove(chain.iter().map(ExecutionContext::id));
+        let walked = match walked {
+            Ok(walked) => walked,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         let duration = scope.clock.now();
         let status = match &walked {
             Ok((status, ..)) => *status,
@@ -370,7 +382,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 return Ok((ExecutionStatus::Cancelled, previous, Some(failure)));
             }
             if let Some(deadline) = scope.deadline.filter(|d| Instant::now() >= d.at) {
-                return Err(timeout(step, deadline, Vec::new()));
+                let failure = timeout(step, deadline, Vec::new());
+                return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
             }
             let end = self.run_context(scope, step, &previous, chain, tail)?;
             tail = Some(end.id);
@@ -379,7 +392,10 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 .ok_or(RunError::UnknownContext { context: end.id })?;
             let state = Arc::clone(context.state());
             if let Some(deadline) = end.timed_out {
-                return Err(timeout(step, deadline, state.errors().to_vec()));
+                // The run comes back with every finished step; what the
+                // timed-out step finished is in its context.
+                let failure = timeout(step, deadline, state.errors().to_vec());
+                return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
             }
             previous = state.results().clone();
             if let Some(failure) = unwinding.take() {
@@ -420,17 +436,21 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     return Ok((ExecutionStatus::Finished, previous, None));
                 }
                 Ok(Next::Abort) => {
-                    let evaluation = context
-                        .evaluation()
-                        .cloned()
-                        .unwrap_or_else(|| step.strategy.evaluate(&Tally::new(&[])));
-                    let failure = RunError::step_failed(
-                        Arc::clone(&step.name),
-                        evaluation.strategy.as_ref().into(),
-                        evaluation.succeeded,
-                        evaluation.total,
-                        state.errors().to_vec(),
+                    // No verdict when the step's executor could not be
+                    // built: every task then failed to dispatch.
+                    let (strategy, succeeded, total) = context.evaluation().map_or_else(
+                        || (step.strategy.name().into(), 0, step.tasks.len()),
+                        |e| (e.strategy.as_ref().into(), e.succeeded, e.total),
                     );
+                    let failure = end.rule_panic.unwrap_or_else(|| {
+                        RunError::step_failed(
+                            Arc::clone(&step.name),
+                            strategy,
+                            succeeded,
+                            total,
+                            state.errors().to_vec(),
+                        )
+                    });
                     sinks.extend(graph.sink(at));
                     match sinks.pop() {
                         Some(sink) => {
@@ -557,6 +577,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             switch: None,
             stop: None,
             timed_out: None,
+            rule_panic: None,
         };
         let span = StepSpan::new(scope.pipeline, &step.name, id, step.tasks.len());
         let _entered = span.enter();
@@ -582,16 +603,22 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 };
                 let outcome = ExecutionCoordinator::run(run, plan, &step.strategy);
                 let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
-                end.status = if outcome.stop.is_some() || (cancelled && !outcome.timed_out) {
-                    ExecutionStatus::Cancelled
-                } else if outcome.evaluation.success && !outcome.timed_out {
-                    ExecutionStatus::Finished
-                } else {
-                    ExecutionStatus::Aborted
-                };
+                end.status =
+                    if outcome.stop.is_some() || ((cancelled || outcome.cancelled) && !outcome.timed_out) {
+                        ExecutionStatus::Cancelled
+                    } else if outcome.evaluation.success && !outcome.timed_out {
+                        ExecutionStatus::Finished
+                    } else {
+                        ExecutionStatus::Aborted
+                    };
                 end.timed_out = deadline.filter(|_| outcome.timed_out);
                 end.switch = outcome.switch;
                 end.stop = outcome.stop;
+                end.rule_panic = outcome.rule_panic.map(|message| RunError::RulePanicked {
+                    step: Arc::clone(&step.name),
+                    rule: step.strategy.name().into(),
+                    message,
+                });
                 let (results, errors, status) = (outcome.results, outcome.errors, end.status);
                 let state = self.states.update(id, |s| {
                     s.with_results(results).with_errors(errors).with_status(status)

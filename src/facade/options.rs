@@ -39,10 +39,12 @@ impl RunOptions {
     }
 
     /// A deadline for the whole run, counted from the start of `execute`.
-    /// When it passes, `execute` returns
-    /// [`RunError::Timeout`](crate::RunError::Timeout) at once; see
+    /// When it passes, `execute` returns the run at once, `Aborted`, with
+    /// [`RunError::Timeout`](crate::RunError::Timeout) as its failure; see
     /// [`Step::timeout`](crate::Step::timeout) for what happens to tasks
     /// still running.
+    ///
+    /// A limit no `Instant` can hold (`Duration::MAX`) means no deadline.
     ///
     /// Default: none.
     #[must_use]

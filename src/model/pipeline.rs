@@ -66,7 +66,7 @@ impl<T> Pipeline<T> {
     /// strategies with their parameters, task names in order, and every
     /// declared edge. Pipelines built the same way describe alike, in any
     /// process and with any Rust release; checkpoints fingerprint it
-    /// ([`Fingerprint::of_pipeline`](crate::checkpoint::Fingerprint::of_pipeline)).
+    /// (`checkpoint::Fingerprint::of_pipeline`).
     #[must_use]
     pub fn describe(&self) -> String {
         super::describe::describe(self)

@@ -72,6 +72,15 @@ impl RetryPolicy {
         }
     }
 
+    /// Starts a policy from this one, to change some of its settings.
+    #[must_use]
+    pub fn to_builder(&self) -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
+            policy: self.clone(),
+            error: None,
+        }
+    }
+
     /// Attempts in all, the first included.
     #[must_use]
     pub fn max_attempts(&self) -> u32 {

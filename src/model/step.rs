@@ -211,7 +211,8 @@ impl<T> Step<T> {
     }
 
     /// A deadline for each run of this step, counted from its start. When it
-    /// passes, `execute` returns [`RunError::Timeout`](crate::RunError::Timeout) at once: tasks
+    /// passes, `execute` returns the run at once, `Aborted`, with
+    /// [`RunError::Timeout`](crate::RunError::Timeout) as its failure: tasks
     /// not yet started are skipped, and a task still running keeps its
     /// thread until it returns (threads cannot be killed safely), so a pool
     /// has one thread fewer until then. The deadline is watched from the
@@ -241,6 +242,44 @@ impl<T> Step<T> {
     #[must_use]
     pub fn evaluation_strategy(&self) -> &EvaluationStrategy {
         &self.strategy
+    }
+
+    /// The step named by [`then`](Self::then), if one was given.
+    #[must_use]
+    pub fn then_step(&self) -> Option<&str> {
+        self.edges.then.as_deref()
+    }
+
+    /// The step named by [`on_success`](Self::on_success), if one was given.
+    #[must_use]
+    pub fn success_step(&self) -> Option<&str> {
+        self.edges.on_success.as_deref()
+    }
+
+    /// The step named by [`on_failure`](Self::on_failure), if one was given.
+    #[must_use]
+    pub fn failure_step(&self) -> Option<&str> {
+        self.edges.on_failure.as_deref()
+    }
+
+    /// The step that switch target `target` (2 to 9) leads to, if
+    /// [`on_switch`](Self::on_switch) gave one; `None` for any other number.
+    #[must_use]
+    pub fn switch_step(&self, target: u8) -> Option<&str> {
+        let slot = usize::from(target).checked_sub(2)?;
+        self.edges.switch.get(slot)?.as_deref()
+    }
+
+    /// The step named by [`sink`](Self::sink), if one was given.
+    #[must_use]
+    pub fn sink_step(&self) -> Option<&str> {
+        self.edges.sink.as_deref()
+    }
+
+    /// The deadline set by [`timeout`](Self::timeout), if any.
+    #[must_use]
+    pub fn time_limit(&self) -> Option<Duration> {
+        self.timeout
     }
 }
 

@@ -277,6 +277,25 @@ impl<T> Task<T> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The same work, executor and retry policy under the name `name`: one
+    /// template can stand for several tasks, which a pipeline needs to name
+    /// apart.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The name given to [`on`](Self::on), if the task asked for a
+    /// registered executor.
+    #[must_use]
+    pub fn executor_name(&self) -> Option<&str> {
+        match &self.executor {
+            ExecutorRef::Named(name) => Some(name),
+            ExecutorRef::Default | ExecutorRef::Config(_) => None,
+        }
+    }
 }
 
 impl<T> Clone for Task<T> {

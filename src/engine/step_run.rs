@@ -1,0 +1,120 @@
+//! Everything a step's tasks share while the step runs, and the deadline
+//! and cancel that can halt them.
+
+use super::trace::StepSpan;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::outcome::Outcome;
+use super::signal::SignalEmitter;
+use crate::error::{DeadlineScope, TaskFailure};
+use crate::ids::ContextId;
+use crate::model::cancel::CancelToken;
+use crate::model::task::Task;
+use crate::records::metrics::{RunClock, thread_number};
+use crate::records::results::ResultSet;
+
+/// A deadline and what to call it in errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) scope: DeadlineScope,
+    pub(crate) limit: Duration,
+}
+
+/// Why tasks stop being started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    Cancelled,
+    TimedOut,
+}
+
+/// Everything a task's job needs, shared by all jobs of one step run.
+///
+/// It is `'static` (owned and `Arc`'d) because groups that do not run on the
+/// caller's thread are spawned, not scoped: the caller must be free to
+/// dispatch every group before it waits on any, and to return at a deadline
+/// while a stuck task still runs.
+pub(crate) struct StepRun<T> {
+    pub(crate) pipeline: Arc<str>,
+    pub(crate) step: Arc<str>,
+    pub(crate) context: ContextId,
+    pub(crate) tasks: Arc<[Task<T>]>,
+    pub(crate) input: Arc<T>,
+    pub(crate) previous: ResultSet<T>,
+    pub(crate) emitter: Arc<SignalEmitter>,
+    pub(crate) clock: RunClock,
+    pub(crate) cancel: Option<CancelToken>,
+    pub(crate) deadline: Option<Deadline>,
+    /// The step's span, parent of every task's span wherever it runs.
+    pub(crate) span: StepSpan,
+}
+
+impl Deadline {
+    /// The deadline `limit` from now. A limit so long that no `Instant` can
+    /// hold it (`Duration::MAX`) is no deadline at all: it saturates
+    /// instead of overflowing.
+    pub(crate) fn after(limit: Option<Duration>, scope: DeadlineScope) -> Option<Self> {
+        let limit = limit?;
+        Instant::now()
+            .checked_add(limit)
+            .map(|at| Self { at, scope, limit })
+    }
+}
+
+impl<T> StepRun<T> {
+    /// Blocks until `until`, waking early on a cancel or at the deadline;
+    /// `false` when the run was halted meanwhile. It sleeps on a channel
+    /// select, never running other work on this thread's stack, so a
+    /// backoff cannot nest tasks inside it.
+    pub(crate) fn pause(&self, until: Instant) -> bool {
+        let limit = self.deadline.map_or(until, |d| d.at.min(until));
+        match &self.cancel {
+            Some(token) => {
+                // The signal never carries a message: the call returns at
+                // `limit`, or at once when the token is cancelled.
+                let _ = token.signal().recv_deadline(limit);
+            }
+            None => {
+                if let Some(left) = limit.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(left);
+                }
+            }
+        }
+        self.halted().is_none()
+    }
+
+    pub(crate) fn halted(&self) -> Option<Halt> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d.at) {
+            Some(Halt::TimedOut)
+        } else if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            Some(Halt::Cancelled)
+        } else {
+            None
+        }
+    }
+
+    /// The outcome of a task that will not be (or was not) run to its end.
+    pub(crate) fn halted_outcome(&self, index: usize, halt: Halt, attempts: u32) -> Outcome<T> {
+        let (task, step) = (Arc::clone(&self.tasks[index].name), Arc::clone(&self.step));
+        let error = match (halt, self.deadline) {
+            (Halt::TimedOut, Some(d)) => TaskFailure::TimedOut {
+                task,
+                step,
+                scope: d.scope,
+                limit: d.limit,
+            },
+            _ => TaskFailure::Cancelled { task, step, attempts },
+        };
+        let now = self.clock.now();
+        Outcome {
+            index,
+            result: Err(Box::new(error)),
+            started: now,
+            finished: now,
+            attempts,
+            thread: thread_number(),
+            directive: None,
+        }
+    }
+}
