@@ -78,34 +78,43 @@ impl ExecutionCoordinator {
             .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
             .map(|(i, _)| i);
         let local = here.map(|i| groups.swap_remove(i));
-        let retries = run
-            .tasks
-            .iter()
-            .any(|t| t.retry.as_deref().is_some_and(|p| p.max_attempts() > 1));
         let joins_pool = local
             .as_ref()
             .is_some_and(|g| matches!(g.dispatch, Dispatch::Pool(_) | Dispatch::Global));
+        let retries = || {
+            run.tasks
+                .iter()
+                .any(|t| t.retry.as_deref().is_some_and(|p| p.max_attempts() > 1))
+        };
         // Inline-only steps need no channel: every outcome is handed over
         // on this thread.
-        let channel = (!groups.is_empty() || (retries && joins_pool))
+        let channel = (!groups.is_empty() || (joins_pool && retries()))
             .then(|| crossbeam_channel::bounded::<Outcome<T>>(run.tasks.len().max(1)));
         let mut processor = ResultProcessor::new(run.tasks.len());
         let mut pooled: Vec<Arc<GroupRun<T>>> = Vec::new();
-        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
-        if let Some((tx, _)) = &channel {
+        // Retries can only be delayed where outcomes travel over a channel,
+        // so the wake-up channel exists exactly when that one does.
+        let (wake, woken) = channel
+            .as_ref()
+            .map(|_| crossbeam_channel::bounded::<()>(1))
+            .unzip();
+        if let (Some((tx, _)), Some(wake)) = (&channel, &wake) {
             for group in groups {
-                dispatch(&run, group, tx, &wake, &mut pooled);
+                dispatch(&run, group, tx, wake, &mut pooled);
             }
         }
         if let Some(group) = local {
-            let tx = channel.as_ref().map(|c| &c.0);
-            join_here(&run, group, &mut processor, tx, &wake, &mut pooled);
+            let senders = channel.as_ref().map(|c| &c.0).zip(wake.as_ref());
+            join_here(&run, group, &mut processor, senders, &mut pooled);
         }
+        // `wake` stays alive until the step is judged: a closed wake-up
+        // channel would fire the select at once, again and again.
         let rx = channel.map(|(tx, rx)| {
             drop(tx);
             rx
         });
-        let halt = wait(&run, rx, &woken, &mut processor, &pooled);
+        let halt = wait(&run, rx, woken.as_ref(), &mut processor, &pooled);
+        drop(wake);
         processor.judge(&run, queued, strategy, halt)
     }
 }
@@ -115,10 +124,10 @@ fn join_here<T: Send + Sync + 'static>(
     run: &Arc<StepRun<T>>,
     group: PlanGroup,
     processor: &mut ResultProcessor<T>,
-    tx: Option<&Sender<Outcome<T>>>,
-    wake: &Sender<()>,
+    senders: Option<(&Sender<Outcome<T>>, &Sender<()>)>,
     pooled: &mut Vec<Arc<GroupRun<T>>>,
 ) {
+    let tx = senders.map(|(tx, _)| tx);
     let (target, progress) = match group.dispatch {
         Dispatch::Inline => return run_inline(run, &group.tasks, |o| processor.accept(o)),
         Dispatch::Pool(pool) => {
@@ -145,7 +154,7 @@ fn join_here<T: Send + Sync + 'static>(
             }
         }
     }
-    if let (false, Some(tx)) = (retries.is_empty(), tx) {
+    if let (false, Some((tx, wake))) = (retries.is_empty(), senders) {
         pooled.push(GroupRun::of_retries(
             Arc::clone(run),
             target,
@@ -315,10 +324,13 @@ fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message
 fn wait<T: Send + Sync + 'static>(
     run: &StepRun<T>,
     mut rx: Option<Receiver<Outcome<T>>>,
-    woken: &Receiver<()>,
+    woken: Option<&Receiver<()>>,
     processor: &mut ResultProcessor<T>,
     pooled: &[Arc<GroupRun<T>>],
 ) -> Option<Halt> {
+    if processor.complete() && pooled.is_empty() {
+        return None;
+    }
     let never = crossbeam_channel::never::<()>();
     let cancel = run.cancel.as_ref().map_or(&never, |t| t.signal());
     loop {
@@ -343,7 +355,7 @@ fn wait<T: Send + Sync + 'static>(
         let event = {
             let mut select = Select::new();
             let outcomes = rx.as_ref().map(|r| (select.recv(r), r));
-            let wake = select.recv(woken);
+            let wake = woken.map(|w| select.recv(w));
             select.recv(cancel);
             let op = match until {
                 Some(at) => select.select_deadline(at).ok(),
@@ -353,8 +365,10 @@ fn wait<T: Send + Sync + 'static>(
                 (None, _) => Event::Due,
                 (Some(op), Some((index, r))) if op.index() == index => Event::Outcome(op.recv(r).ok()),
                 // A retry was delayed: look at the due times again.
-                (Some(op), _) if op.index() == wake => {
-                    let _ = op.recv(woken);
+                (Some(op), _) if Some(op.index()) == wake => {
+                    if let Some(woken) = woken {
+                        let _ = op.recv(woken);
+                    }
                     Event::Wake
                 }
                 (Some(op), _) => {
