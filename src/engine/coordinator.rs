@@ -380,7 +380,16 @@ fn wait<T: Send + Sync + 'static>(
             }
         };
         match event {
-            Event::Outcome(Some(outcome)) => processor.accept(outcome),
+            Event::Outcome(Some(outcome)) => {
+                processor.accept(outcome);
+                // Drain what else has arrived without a select per outcome:
+                // a round of 10,000 retries reports 10,000 times.
+                if let Some(rx) = &rx {
+                    while let Ok(outcome) = rx.try_recv() {
+                        processor.accept(outcome);
+                    }
+                }
+            }
             // Every sender is gone: only retries still waiting can add
             // outcomes now.
             Event::Outcome(None) => rx = None,
