@@ -611,3 +611,23 @@ fn a_resume_running_beside_other_runs_never_collides_with_their_contexts() {
         assert!(executor.states().is_empty());
     });
 }
+
+#[test]
+fn a_panicking_benchmark_baseline_is_a_typed_error() {
+    common::quiet_planned_panics();
+    let p = Pipeline::<u64>::builder("p")
+        .task("t", |_| Ok(1))
+        .build()
+        .unwrap();
+    let err = conveyor::bench::StrategyBenchmark::new("bench", &p, 0)
+        .strategy(ExecutorConfig::Inline)
+        .baseline("raw", || panic!("{} in a baseline", common::PLANNED))
+        .warmups(0)
+        .runs(2)
+        .run()
+        .unwrap_err();
+    assert!(
+        matches!(&err, RunError::BaselinePanicked { message, .. } if message.contains("baseline")),
+        "{err}"
+    );
+}
