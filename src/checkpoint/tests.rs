@@ -1,5 +1,12 @@
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::format::MAGIC;
 use super::*;
+use crate::error::{CheckpointError, FingerprintOf, IoOperation};
 use crate::facade::executor::PipelineExecutor;
+use crate::model::pipeline::Pipeline;
 use crate::model::step::Step;
 use crate::model::strategy::EvaluationStrategy;
 use crate::model::task::{Task, TaskContext};
