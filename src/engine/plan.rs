@@ -163,6 +163,33 @@ impl ExecutorFactory {
         Ok(())
     }
 
+    /// The one pool every task of `steps` runs on, if there is one: a run
+    /// whose every group is on one pool can walk inside it, entering it
+    /// once instead of once per step.
+    pub(crate) fn sole_pool<T>(&self, steps: &[Step<T>]) -> Option<Arc<ThreadPool>> {
+        let mut sole: Option<Arc<ThreadPool>> = None;
+        for step in steps {
+            let mut last: Option<&ExecutorRef> = None;
+            for task in step.tasks.iter() {
+                if last == Some(&task.executor) {
+                    continue;
+                }
+                last = Some(&task.executor);
+                let config = self.config_for(task, &step.name).ok()?;
+                let site = || ExecutorSite::Config;
+                let Dispatch::Pool(pool) = self.dispatch(&config, site).ok()? else {
+                    return None;
+                };
+                match &sole {
+                    Some(p) if !Arc::ptr_eq(p, &pool) => return None,
+                    Some(_) => {}
+                    None => sole = Some(pool),
+                }
+            }
+        }
+        sole
+    }
+
     /// Groups `step`'s tasks by config and attaches each group's executor,
     /// building an unnamed pool the first time a size needs one.
     pub(crate) fn plan<T>(&self, step: &Step<T>) -> Result<ExecutionPlan, BuildError> {

@@ -79,6 +79,12 @@ mod on {
             }))
         }
 
+        /// A handle that enters this run's span on another thread, for a
+        /// run whose walk is carried into a pool.
+        pub(crate) fn handle(&self) -> RunHandle {
+            RunHandle(self.0.as_ref().map(|s| Span::clone(s)))
+        }
+
         /// Records the run's final status, and its cancel or deadline as an
         /// event.
         pub(crate) fn finish(&self, status: ExecutionStatus, failure: Option<&RunError>) {
@@ -102,6 +108,20 @@ mod on {
         fn drop(&mut self) {
             if let Some(span) = self.0.take() {
                 close(span);
+            }
+        }
+    }
+
+    /// The run's span, sendable to the thread that walks the run.
+    pub(crate) struct RunHandle(Option<Span>);
+
+    impl RunHandle {
+        /// Runs `f` with the run's span entered on this thread, so the
+        /// steps' spans made inside are its children.
+        pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+            match &self.0 {
+                Some(span) => span.in_scope(f),
+                None => f(),
             }
         }
     }
@@ -331,7 +351,21 @@ mod off {
         }
 
         #[inline(always)]
+        pub(crate) fn handle(&self) -> RunHandle {
+            RunHandle
+        }
+
+        #[inline(always)]
         pub(crate) fn finish(&self, _status: ExecutionStatus, _failure: Option<&RunError>) {}
+    }
+
+    pub(crate) struct RunHandle;
+
+    impl RunHandle {
+        #[inline(always)]
+        pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+            f()
+        }
     }
 
     // A private field rather than a unit struct, so that callers write

@@ -312,8 +312,20 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         } = start;
         let restored = chain.len();
         let span = RunSpan::enter(scope.pipeline);
-        let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save)
+        let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match save {
+            None => match self.carrier(pipeline, &scope) {
+                // The whole walk runs inside the pool: every step after the
+                // first starts from a worker of its own pool, and joins its
+                // group in place instead of paying a round trip.
+                Some(pool) => {
+                    let (handle, chain) = (span.handle(), &mut chain);
+                    pool.install(|| {
+                        handle.in_scope(|| self.walk(pipeline, &scope, chain, (at, previous, sinks), None))
+                    })
+                }
+                None => self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), None),
+            },
+            save => self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save),
         }));
         // Whatever happened, this run's contexts leave the live map: memory
         // stays bounded however many runs go through one executor. User
@@ -353,6 +365,23 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             duration,
             restored,
         })
+    }
+
+    /// The pool to carry a whole run into, so that it is entered once per
+    /// run rather than once per step: only for a run that nothing can cut
+    /// short (no cancel token, no deadline of the run or of a step), whose
+    /// caller is outside every pool, and whose every task runs on that one
+    /// pool. A run that may be cut short keeps its caller outside, blocked
+    /// on the outcomes, the cancel and the deadline; a run that mixes
+    /// executors keeps inline tasks on the caller's own thread.
+    fn carrier(&self, pipeline: &Pipeline<T>, scope: &Scope<'_, T>) -> Option<Arc<ThreadPool>> {
+        if scope.cancel.is_some() || scope.deadline.is_some() || rayon::current_thread_index().is_some() {
+            return None;
+        }
+        if pipeline.steps().iter().any(|s| s.timeout.is_some()) {
+            return None;
+        }
+        self.factory.sole_pool(pipeline.steps())
     }
 
     /// Follows the pipeline's flow from step `at` to the end. `chain` holds
