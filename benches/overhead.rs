@@ -19,6 +19,12 @@
 //!   `conveyor_pool` runs each task on the pool and is compared with 1,000
 //!   `pool.install` round trips plus a send/recv each; the difference between
 //!   the two conveyor functions is what a pool round trip adds per step.
+//! - `tasks_10k/baseline_par_iter`: the same 10,000 no-op calls as the
+//!   `par_iter` a rayon user would write, each under `catch_unwind` and
+//!   collected in order, as conveyor keeps its outcomes.
+//! - `fan_out_100`: one task, 100 tasks reading its result, one task
+//!   summing theirs, all on the pool, against the same three phases as one
+//!   `install` with a `par_iter` in the middle.
 //! - `single_task_step`: one `execute` of a one-step, one-task pipeline on
 //!   each strategy (inline, dedicated pool, rayon's global pool), each next
 //!   to the raw cost of reaching that executor once. It shows what a tiny
@@ -33,6 +39,7 @@ use std::num::NonZeroUsize;
 use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::ThreadPool;
+use rayon::prelude::*;
 
 const TASKS: usize = 10_000;
 const STEPS: usize = 1_000;
@@ -103,6 +110,57 @@ fn tasks_10k(c: &mut Criterion) {
                 sum += rx.recv().unwrap();
             }
             sum
+        });
+    });
+    group.bench_function("baseline_par_iter", |b| {
+        // What a rayon user would write: a parallel map over the inputs,
+        // each call guarded against panics as conveyor guards its tasks,
+        // collected in order.
+        b.iter(|| {
+            pool.install(|| {
+                (0..TASKS)
+                    .into_par_iter()
+                    .map(|i| std::panic::catch_unwind(|| black_box(i as u64)).ok())
+                    .collect::<Vec<_>>()
+            })
+        });
+    });
+    group.bench_function("conveyor_pool", |b| {
+        b.iter(|| executor.execute(&pipeline, black_box(0)).unwrap());
+    });
+    group.finish();
+}
+
+/// A fan-out/fan-in run: one task, then 100 tasks that each read its
+/// result, then one task that sums theirs, all on the pool; against the
+/// `par_iter` a rayon user would write for the same three phases.
+fn fan_out(c: &mut Criterion) {
+    const WIDTH: usize = 100;
+    let pool = raw_pool();
+    let executor = executor();
+    let pipeline = Pipeline::<u64>::builder("fan_out")
+        .step_with(|s| s.task("source", |c| Ok(*c.input() + 1)).on("pool"))
+        .step(conveyor::Step::new(
+            "wide",
+            (0..WIDTH).map(|i| {
+                Task::from_fn(format!("w{i}"), move |c| {
+                    Ok(c.previous().first().copied().unwrap_or(0) + i as u64)
+                })
+                .on("pool")
+            }),
+        ))
+        .step_with(|s| s.task("sink", |c| Ok(c.previous().values().sum())).on("pool"))
+        .build()
+        .expect("pipeline");
+    let pipeline = checked(&executor, pipeline, 1);
+    let mut group = c.benchmark_group("fan_out_100");
+    group.bench_function("baseline_par_iter", |b| {
+        b.iter(|| {
+            pool.install(|| {
+                let source = black_box(0u64) + 1;
+                let wide: Vec<u64> = (0..WIDTH as u64).into_par_iter().map(|i| source + i).collect();
+                wide.iter().sum::<u64>()
+            })
         });
     });
     group.bench_function("conveyor_pool", |b| {
@@ -199,5 +257,5 @@ fn single_task_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tasks_10k, chain_1000, single_task_step);
+criterion_group!(benches, tasks_10k, fan_out, chain_1000, single_task_step);
 criterion_main!(benches);

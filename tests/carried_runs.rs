@@ -28,8 +28,7 @@ fn step_threads(pipeline: &Pipeline<u64>, options: &RunOptions) -> Vec<String> {
     let run = executor.execute_with(pipeline, 1, options).unwrap();
     assert!(run.is_success(), "{:?}", run.failure());
     assert!(executor.states().is_empty());
-    let threads = seen.lock().unwrap().clone();
-    threads
+    seen.lock().unwrap().clone()
 }
 
 fn chain(steps: usize) -> Pipeline<u64> {
