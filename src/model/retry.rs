@@ -22,12 +22,13 @@ type RetryPredicate = dyn Fn(&TaskError) -> bool + Send + Sync;
 /// [`retry_panics`](RetryPolicyBuilder::retry_panics) says so, since a panic
 /// usually means a bug that would only repeat.
 ///
-/// Backoff never pins a pool thread: while a task waits for its next attempt
-/// on a rayon pool, its thread runs other work of that pool (other tasks of
-/// the step among them) through `rayon::yield_now`, and only sleeps, in
-/// short slices, when the pool has nothing else to do. Inline tasks that
-/// must wait are put back in the step's queue and the other inline tasks run
-/// first.
+/// Backoff never pins a pool thread and never runs other tasks on the
+/// waiting task's stack: a task on a rayon pool that must wait goes into
+/// its group's delayed list, its thread moves on to other tasks, and the
+/// thread waiting for the step hands it back to the pool when it is due.
+/// Inline tasks that must wait are put back in the step's queue and the
+/// other inline tasks run first. A task on its own thread (thread per task,
+/// a custom executor's job) waits on that thread, waking early on a cancel.
 ///
 /// ```
 /// use conveyor::RetryPolicy;
