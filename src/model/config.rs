@@ -26,9 +26,13 @@ pub enum ExecutorConfig {
     /// On the caller's thread, one task after another. No pool round trip,
     /// which makes it the cheapest strategy for tiny steps.
     Inline,
-    /// A dedicated rayon pool of `threads` threads, built once by the
-    /// executor and shut down when the executor is dropped. Zero threads is
-    /// refused with [`BuildError::ZeroThreads`](crate::BuildError::ZeroThreads).
+    /// A rayon pool of `threads` threads. Registered under a name, it is a
+    /// pool of that name's own; given directly to a task, it is the one
+    /// unnamed pool of that size in the executor's
+    /// [`Pools`](crate::Pools), built on first use. Pools shut down when
+    /// the last executor and [`Pools`](crate::Pools) handle using them are
+    /// dropped. Zero threads is refused with
+    /// [`BuildError::ZeroThreads`](crate::BuildError::ZeroThreads).
     Pool {
         /// Number of worker threads.
         threads: usize,
