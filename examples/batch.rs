@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use conveyor::bench::ChromeTrace;
-use conveyor::checkpoint::FileCheckpointStore;
+use conveyor::checkpoint::{CheckpointStore, FileCheckpointStore};
 use conveyor::signal::ContextEvent;
 use conveyor::{
     BuildError, ExecutorConfig, Observer, Pipeline, PipelineExecutor, RunError, Step, Task, TaskContext,
@@ -57,7 +57,8 @@ enum Data {
 Resuming a job that died:
   batch --checkpoint job.ckpt --abort-in analyse   # dies in `analyse`
   batch --checkpoint job.ckpt                      # skips `generate`, finishes
-A finished run marks its checkpoint finished; delete the file to run again."
+A finished run marks its checkpoint finished: running again prints that run's
+results without running anything; add --fresh to start over."
 )]
 struct Args {
     /// Sensor readings to generate.
@@ -80,6 +81,11 @@ struct Args {
     /// steps it finished are not run again.
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
+    /// With --checkpoint: clear the checkpoint first and run from the
+    /// start. Without it, a checkpoint of a finished run gives that run
+    /// back, restored, without running anything again.
+    #[arg(long, requires = "checkpoint")]
+    fresh: bool,
     /// Kill the process as step STEP starts (generate, analyse, report, or
     /// a step of --pipeline's text), to try out resuming.
     #[arg(long, value_name = "STEP")]
@@ -417,7 +423,13 @@ fn main() -> ExitCode {
             seed: args.seed,
         };
         match &args.checkpoint {
-            Some(path) => executor.execute_with_checkpoint(&pipeline, input, &FileCheckpointStore::new(path)),
+            Some(path) => {
+                let store = FileCheckpointStore::new(path);
+                if args.fresh {
+                    store.clear()?;
+                }
+                executor.execute_with_checkpoint(&pipeline, input, &store)
+            }
             None => executor.execute(&pipeline, input),
         }
     });

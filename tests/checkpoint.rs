@@ -170,17 +170,31 @@ fn a_checkpointed_run_matches_a_plain_one_and_is_then_finished() {
         saved.clone().unwrap(),
         "a run saves exactly what Checkpoint::encode writes"
     );
-    let err = executor()
+    let again = executor()
         .execute_with_checkpoint(&job(dir.path()), input(), &store)
-        .unwrap_err();
-    assert!(
-        matches!(err, RunError::Checkpoint(CheckpointError::Finished { .. })),
-        "{err}"
+        .unwrap();
+    assert!(again.is_success());
+    assert_eq!(
+        again.restored(),
+        again.chain().len(),
+        "a finished run comes back whole"
+    );
+    assert_eq!(
+        again.output().unwrap().len(),
+        Checkpoint::<Block>::load(&store)
+            .unwrap()
+            .unwrap()
+            .chain
+            .last()
+            .unwrap()
+            .state
+            .results()
+            .len()
     );
     assert_eq!(
         store.load().unwrap(),
         saved,
-        "a refused resume leaves the store alone"
+        "giving back a finished run leaves the store alone"
     );
     assert_eq!(count(dir.path(), "load"), 1, "nothing ran the second time");
 }

@@ -102,6 +102,24 @@ impl<T> Checkpoint<T> {
         input: Option<Fingerprint>,
         path: Option<&Path>,
     ) -> Result<(), CheckpointError> {
+        self.check_shape(pipeline, input, path)?;
+        if self.finished {
+            return Err(CheckpointError::Finished {
+                path: path.map(Path::to_owned),
+                pipeline: Arc::clone(&self.pipeline),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`check`](Self::check) without refusing a finished run: what a
+    /// resume checks, since a finished run comes back as it was.
+    pub(crate) fn check_shape(
+        &self,
+        pipeline: &Pipeline<T>,
+        input: Option<Fingerprint>,
+        path: Option<&Path>,
+    ) -> Result<(), CheckpointError> {
         let expected = Fingerprint::of_pipeline(pipeline);
         if self.fingerprint != expected {
             return Err(CheckpointError::Mismatch {
@@ -121,12 +139,6 @@ impl<T> Checkpoint<T> {
                 found: found.get(),
             });
         }
-        if self.finished {
-            return Err(CheckpointError::Finished {
-                path: path.map(Path::to_owned),
-                pipeline: Arc::clone(&self.pipeline),
-            });
-        }
         let corrupt = |message: String| CheckpointError::Corrupt {
             path: path.map(Path::to_owned),
             message,
@@ -138,7 +150,7 @@ impl<T> Checkpoint<T> {
                 )));
             }
         }
-        if self.next.is_none() {
+        if self.next.is_none() && !self.finished {
             return Err(corrupt("it neither finished nor names a next step".into()));
         }
         Ok(())

@@ -26,6 +26,9 @@ pub(crate) struct Start<T> {
     pub(crate) sinks: Vec<usize>,
     /// The contexts restored from the checkpoint; new ones link after them.
     pub(crate) chain: ExecutionChain<T>,
+    /// Whether the checkpoint records a finished run: nothing is left to
+    /// run, and the restored chain is the whole run.
+    pub(crate) done: bool,
 }
 
 impl<T> Start<T> {
@@ -36,6 +39,7 @@ impl<T> Start<T> {
             previous: ResultSet::empty(),
             sinks: Vec::new(),
             chain: ExecutionChain::with_capacity(steps),
+            done: false,
         }
     }
 }
@@ -61,7 +65,7 @@ pub(crate) fn start<T: DeserializeOwned>(
         return Ok(Start::fresh(pipeline.steps().len()));
     };
     let path = store.path();
-    checkpoint.check(pipeline, Some(input), path)?;
+    checkpoint.check_shape(pipeline, Some(input), path)?;
     let chain = checkpoint.restore_chain(pipeline, path)?;
     // `check` made sure every name is one of the pipeline's steps.
     let at = checkpoint
@@ -83,6 +87,7 @@ pub(crate) fn start<T: DeserializeOwned>(
         previous,
         sinks,
         chain,
+        done: checkpoint.finished,
     })
 }
 

@@ -309,8 +309,31 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             previous,
             sinks,
             mut chain,
+            done,
         } = start;
         let restored = chain.len();
+        if done {
+            // A checkpoint of a finished run: the run comes back as it was
+            // saved, nothing runs again, so a job killed after its last
+            // save still gets its output.
+            if !self.emitter.is_empty() {
+                let event = PipelineEvent {
+                    pipeline: scope.pipeline,
+                    status: Some(ExecutionStatus::Finished),
+                    elapsed: scope.clock.now(),
+                };
+                self.emitter.emit(|o| o.pipeline_finished(&event));
+            }
+            return Ok(Run {
+                pipeline: Arc::clone(scope.pipeline),
+                status: ExecutionStatus::Finished,
+                chain,
+                output: previous,
+                failure: None,
+                duration: scope.clock.now(),
+                restored,
+            });
+        }
         let span = RunSpan::enter(scope.pipeline);
         let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match save {
             None => match self.carrier(pipeline, &scope) {
@@ -710,6 +733,10 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
     /// results as its previous results. A run that aborts or is cancelled
     /// leaves the checkpoint at the last step that completed, so calling
     /// again resumes there; a finished run marks the checkpoint finished.
+    /// Calling again with a finished checkpoint returns that run as it was
+    /// saved, every context restored and nothing run again: a job killed
+    /// after its last save still gets its output. To start over, clear the
+    /// store first ([`CheckpointStore::clear`]).
     ///
     /// ```
     /// use conveyor::{Pipeline, PipelineExecutor, Task, TaskError};
@@ -731,6 +758,10 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
     /// let second = executor.execute_with_checkpoint(&pipeline, 4, &store)?;
     /// assert_eq!(second.output()?.get("save"), Some(&41));
     /// assert_eq!(second.restored(), 1); // "load" did not run again
+    /// // The checkpoint now records a finished run: it comes back as it was.
+    /// let third = executor.execute_with_checkpoint(&pipeline, 4, &store)?;
+    /// assert_eq!(third.output()?.get("save"), Some(&41));
+    /// assert_eq!(third.restored(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -740,7 +771,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
     /// [`CheckpointError::Corrupt`](crate::CheckpointError::Corrupt),
     /// [`Version`](crate::CheckpointError::Version),
     /// [`Mismatch`](crate::CheckpointError::Mismatch) for another pipeline or input,
-    /// [`Finished`](crate::CheckpointError::Finished), [`Io`](crate::CheckpointError::Io)),
+    /// [`Io`](crate::CheckpointError::Io)),
     /// none of which change the store; and while running,
     /// [`CheckpointError::Io`](crate::CheckpointError::Io) or
     /// [`CheckpointError::Serialize`](crate::CheckpointError::Serialize) when
