@@ -38,6 +38,51 @@ impl fmt::Display for ContextId {
     }
 }
 
+/// Identifies one run of a pipeline, and every event it sends.
+///
+/// A run resumed from a checkpoint keeps the id of the run that saved it,
+/// so events from before and after a crash belong to one run. Ids are made
+/// from the clock, the process id and a counter, so two processes starting
+/// runs at once do not pick the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(u64);
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
+
+impl RunId {
+    pub(crate) fn next() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = nanos ^ (u64::from(std::process::id()) << 40) ^ NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+        // A finaliser (splitmix64's) so that ids made close together
+        // differ in every digit, not only the last.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Self(z ^ (z >> 31))
+    }
+
+    /// The number behind the id.
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for RunId {
+    fn from(n: u64) -> Self {
+        Self(n)
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "run-{:016x}", self.0)
+    }
+}
+
 /// Hashes a [`ContextId`] by one multiplication. Ids are sequential numbers
 /// made by this process, not input an attacker picks, so SipHash's
 /// protection buys nothing, and it was a tenth of the cost of a one-task

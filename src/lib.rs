@@ -97,9 +97,9 @@ pub use engine::signal::{LogObserver, Observer, observer_fn};
 pub use engine::state_manager::ExecutionStateManager;
 pub use error::{BuildError, CheckpointError, RunError, TaskError, TaskFailure};
 pub use facade::executor::{PipelineExecutor, PipelineExecutorBuilder};
-pub use facade::options::RunOptions;
+pub use facade::options::{Retention, RunOptions};
 pub use facade::run::Run;
-pub use ids::ContextId;
+pub use ids::{ContextId, RunId};
 pub use model::cancel::CancelToken;
 pub use model::config::ExecutorConfig;
 pub use model::flow::Flow;
@@ -120,7 +120,9 @@ pub use status::ExecutionStatus;
 /// [`Observer`], [`LogObserver`] and [`observer_fn`] are at the crate root;
 /// the events each hook receives are here.
 pub mod signal {
-    pub use crate::engine::signal::{ContextEvent, FnObserver, PipelineEvent, RetryEvent, Signal, TaskEvent};
+    pub use crate::engine::signal::{
+        CheckpointEvent, ContextEvent, FnObserver, PipelineEvent, RetryEvent, Signal, TaskEvent, TaskOutput,
+    };
     pub use crate::records::chain::Iter as ChainIter;
 }
 

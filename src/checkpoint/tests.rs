@@ -2,7 +2,6 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::format::MAGIC;
 use super::*;
 use crate::error::{CheckpointError, FingerprintOf, IoOperation};
 use crate::facade::executor::PipelineExecutor;
@@ -188,15 +187,15 @@ fn checks_refuse_other_pipelines_inputs_and_finished_runs() {
 
 #[test]
 fn a_newer_format_is_its_own_error() {
-    let bytes = valid_bytes();
-    let text = String::from_utf8(bytes).unwrap().replacen(" v1 ", " v2 ", 1);
-    let err = Checkpoint::<Vec<f64>>::decode(text.as_bytes(), Some(Path::new("job.ckpt"))).unwrap_err();
+    let mut bytes = valid_bytes();
+    bytes[frame::MAGIC.len()..frame::PREAMBLE].copy_from_slice(&3_u32.to_le_bytes());
+    let err = Checkpoint::<Vec<f64>>::decode(&bytes, Some(Path::new("job.ckpt"))).unwrap_err();
     assert!(
         matches!(
             err,
             CheckpointError::Version {
-                expected: 1,
-                found: 2,
+                expected: 2,
+                found: 3,
                 ..
             }
         ),
@@ -204,43 +203,90 @@ fn a_newer_format_is_its_own_error() {
     );
     assert_eq!(
         err.to_string(),
-        "checkpoint `job.ckpt` has format version 2; this build reads version 1"
+        "checkpoint `job.ckpt` has format version 3; this build reads version 2"
     );
 }
 
+/// The length of the preamble and the header record of `bytes`.
+fn head_len(bytes: &[u8]) -> usize {
+    let mut len = [0; 8];
+    len.copy_from_slice(&bytes[frame::PREAMBLE..frame::PREAMBLE + 8]);
+    frame::PREAMBLE + 13 + u64::from_le_bytes(len) as usize
+}
+
 #[test]
-fn every_truncation_is_an_error() {
+fn every_truncation_is_a_prefix_or_an_error() {
     let bytes = valid_bytes();
+    let full = Checkpoint::<Vec<f64>>::decode(&bytes, None).unwrap();
+    let head = head_len(&bytes);
     for len in 0..bytes.len() {
-        let err = Checkpoint::<Vec<f64>>::decode(&bytes[..len], None).unwrap_err();
-        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{len}: {err}");
+        match Checkpoint::<Vec<f64>>::decode(&bytes[..len], None) {
+            Err(err) => {
+                assert!(len < head, "{len}: {err}");
+                assert!(matches!(err, CheckpointError::Corrupt { .. }), "{len}: {err}");
+            }
+            Ok(c) => {
+                assert!(len >= head, "{len}");
+                // A cut is a torn tail: what is left is an earlier state of
+                // the same log.
+                assert!(c.completed.len() <= full.completed.len(), "{len}");
+                assert_eq!(c.completed[..], full.completed[..c.completed.len()], "{len}");
+                assert_eq!(c.pipeline, full.pipeline);
+            }
+        }
     }
 }
 
 #[test]
-fn a_flipped_byte_in_the_body_is_caught_by_the_checksum() {
+fn a_flipped_byte_before_the_last_record_is_caught_by_the_checksum() {
     let bytes = valid_bytes();
-    let body = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
-    // Digits decode as other digits: JSON alone would not notice.
-    let at = body + bytes[body..].iter().position(u8::is_ascii_digit).unwrap();
+    let head = head_len(&bytes);
+    // A byte of the first task record's value: the codec alone would read
+    // it as another number.
     let mut bad = bytes.clone();
-    bad[at] = if bad[at] == b'9' { b'8' } else { bad[at] + 1 };
+    bad[head + 20] ^= 0x10;
     let err = Checkpoint::<Vec<f64>>::decode(&bad, None).unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
+    assert!(err.to_string().contains("not the last"), "{err}");
+    // The same damage in the last record reads as a torn tail: dropped.
+    let mut torn = bytes.clone();
+    let last = torn.len() - 2;
+    torn[last] ^= 0x10;
+    let back = Checkpoint::<Vec<f64>>::decode(&torn, None).unwrap();
+    assert_eq!(back.completed.len(), 2);
 }
 
 #[test]
-fn a_body_with_a_valid_checksum_but_bad_json_reports_serde() {
-    let body = br#"{"format":1,"pipeline":"p"}"#;
-    let mut bytes = format!(
-        "{MAGIC} v1 len={} fnv1a64={}\n",
-        body.len(),
-        Fingerprint::of_bytes(body)
-    )
-    .into_bytes();
-    bytes.extend_from_slice(body);
+fn a_record_with_a_valid_checksum_but_a_bad_payload_reports_the_codec() {
+    let mut bytes = frame::preamble().to_vec();
+    let mut record = frame::open(frame::Kind::Header);
+    record.extend_from_slice(b"\xff\xff\xff");
+    frame::seal(&mut record);
+    bytes.extend(record);
     let err = Checkpoint::<u8>::decode(&bytes, None).unwrap_err();
-    assert!(err.to_string().contains("bad JSON: missing field"), "{err}");
+    assert!(err.to_string().contains("bad header record"), "{err}");
+}
+
+#[test]
+fn a_type_the_codec_cannot_read_back_fails_at_its_first_save() {
+    // Internally tagged enums need `deserialize_any`.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    #[serde(tag = "kind")]
+    enum Tagged {
+        A { n: u32 },
+    }
+    let p: Pipeline<Tagged> = Pipeline::builder("tagged")
+        .step([Task::from_fn("a", |_| Ok(Tagged::A { n: 1 }))])
+        .build()
+        .unwrap();
+    let store = MemoryCheckpointStore::new();
+    let err = PipelineExecutor::builder()
+        .build()
+        .unwrap()
+        .execute_with_checkpoint(&p, Tagged::A { n: 0 }, &store)
+        .unwrap_err();
+    assert!(err.to_string().contains("does not read back"), "{err}");
+    assert!(format!("{err:?}").contains("deserialize_any"), "{err:?}");
 }
 
 proptest! {
@@ -250,9 +296,22 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bodies_behind_a_valid_header_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let mut bytes = format!("{MAGIC} v1 len={} fnv1a64={}\n", body.len(), Fingerprint::of_bytes(&body)).into_bytes();
-        bytes.extend_from_slice(&body);
+    fn arbitrary_records_behind_a_valid_preamble_never_panic(
+        kind in 0_u8..5,
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let mut bytes = frame::preamble().to_vec();
+        let mut record = vec![0; 13];
+        record[12] = kind;
+        record.extend_from_slice(&body);
+        let len = (record.len() - 13) as u64;
+        record[..8].copy_from_slice(&len.to_le_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&record[..8]);
+        h.update(&record[12..]);
+        let crc = h.finalize();
+        record[8..12].copy_from_slice(&crc.to_le_bytes());
+        bytes.extend(record);
         let _ = Checkpoint::<Vec<f64>>::decode(&bytes, None);
     }
 
@@ -264,8 +323,8 @@ proptest! {
         bytes[i] = byte;
         bytes.truncate(cut.index(bytes.len() + 1));
         let result = Checkpoint::<Vec<f64>>::decode(&bytes, None);
-        if changed || bytes.len() < valid_bytes().len() {
-            prop_assert!(result.is_err());
+        if !changed && bytes.len() == valid_bytes().len() {
+            prop_assert!(result.is_ok());
         }
     }
 
@@ -290,29 +349,61 @@ fn temp_dir() -> tempfile::TempDir {
 }
 
 #[test]
-fn file_store_saves_loads_and_clears() {
+fn file_store_creates_appends_truncates_and_clears() {
     let dir = temp_dir();
     let store = FileCheckpointStore::new(dir.path().join("job.ckpt"));
     assert_eq!(store.load().unwrap(), None);
     store.clear().unwrap();
-    store.save(b"first").unwrap();
-    store.save(b"second").unwrap();
-    assert_eq!(store.load().unwrap().as_deref(), Some(&b"second"[..]));
+    store.create(b"first").unwrap();
+    store.append(b"+more").unwrap();
+    store.create(b"second").unwrap();
+    store.append(b"+more").unwrap();
+    store.sync().unwrap();
+    assert_eq!(store.load().unwrap().as_deref(), Some(&b"second+more"[..]));
     assert!(!store.temp_file().exists(), "the temporary file is renamed away");
+    store.truncate(6).unwrap();
+    store.append(b"!").unwrap();
+    assert_eq!(store.load().unwrap().as_deref(), Some(&b"second!"[..]));
     store.clear().unwrap();
     assert_eq!(store.load().unwrap(), None);
+    let err = store.append(b"x").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CheckpointError::Io {
+                operation: IoOperation::Write,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
-fn a_failed_save_leaves_the_previous_checkpoint_intact() {
+fn every_durability_keeps_what_was_appended() {
+    let dir = temp_dir();
+    for durability in [Durability::EveryRecord, Durability::EveryStep, Durability::Never] {
+        let store =
+            FileCheckpointStore::new(dir.path().join(format!("{durability:?}"))).with_durability(durability);
+        assert_eq!(store.durability(), durability);
+        store.create(b"a").unwrap();
+        store.append(b"b").unwrap();
+        store.append(b"c").unwrap();
+        store.sync().unwrap();
+        assert_eq!(store.load().unwrap().as_deref(), Some(&b"abc"[..]));
+    }
+}
+
+#[test]
+fn a_failed_create_leaves_the_previous_log_intact() {
     let dir = temp_dir();
     let store = FileCheckpointStore::new(dir.path().join("job.ckpt"));
     let good = valid_bytes();
-    store.save(&good).unwrap();
+    store.create(&good).unwrap();
     // A folder where the temporary file goes makes the write fail, even for
     // root, which read-only permissions would not stop.
     fs::create_dir(store.temp_file()).unwrap();
-    let err = store.save(b"half a checkpoint").unwrap_err();
+    let err = store.create(b"half a checkpoint").unwrap_err();
     assert!(
         matches!(&err, CheckpointError::Io { operation: IoOperation::Write, path, .. } if path == store.temp_file()),
         "{err}"
@@ -322,15 +413,15 @@ fn a_failed_save_leaves_the_previous_checkpoint_intact() {
 }
 
 #[test]
-fn a_crash_mid_write_leaves_the_previous_checkpoint_and_is_recovered() {
+fn a_crash_mid_create_leaves_the_previous_log_and_is_recovered() {
     let dir = temp_dir();
     let store = FileCheckpointStore::new(dir.path().join("job.ckpt"));
     let good = valid_bytes();
-    store.save(&good).unwrap();
+    store.create(&good).unwrap();
     // What a crash between write and rename leaves behind.
     fs::write(store.temp_file(), &good[..good.len() / 2]).unwrap();
     assert_eq!(store.load().unwrap().as_deref(), Some(&good[..]));
-    store.save(b"next").unwrap();
+    store.create(b"next").unwrap();
     assert_eq!(store.load().unwrap().as_deref(), Some(&b"next"[..]));
 }
 
@@ -345,11 +436,16 @@ fn loading_from_a_store_names_the_file_in_errors() {
 }
 
 #[test]
-fn memory_store_counts_saves() {
+fn memory_store_counts_durable_writes() {
     let store = MemoryCheckpointStore::with_bytes(valid_bytes());
     assert!(Checkpoint::<Vec<f64>>::load(&store).unwrap().is_some());
-    store.save(b"x").unwrap();
+    store.create(b"x").unwrap();
+    store.append(b"y").unwrap();
+    store.append(b"z").unwrap();
+    store.sync().unwrap();
+    assert_eq!(store.saves(), 2);
+    store.truncate(2).unwrap();
+    assert_eq!(store.load().unwrap().as_deref(), Some(&b"xy"[..]));
     store.clear().unwrap();
-    assert_eq!(store.saves(), 1);
     assert_eq!(Checkpoint::<u8>::load(&store).unwrap().map(|c| c.format), None);
 }

@@ -207,7 +207,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
         }
         (result, _) => result,
     };
-    Progress::Done(Outcome {
+    let outcome = Outcome {
         index,
         result: result.map_err(Box::new),
         started: first_start,
@@ -215,7 +215,13 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
         attempts: number,
         thread,
         directive,
-    })
+    };
+    if outcome.result.is_ok() {
+        for hook in &run.hooks {
+            hook(&outcome);
+        }
+    }
+    Progress::Done(outcome)
 }
 
 fn task_event<'a, T>(
@@ -227,7 +233,10 @@ fn task_event<'a, T>(
     elapsed: Duration,
 ) -> TaskEvent<'a> {
     TaskEvent {
+        run: run.run_id,
         pipeline: &run.pipeline,
+        total_tasks: run.total_tasks,
+        restored: false,
         step: &run.step,
         context: run.context,
         task: &task.name,
@@ -247,7 +256,9 @@ fn retry_event<'a, T>(
     error: &'a TaskFailure,
 ) -> RetryEvent<'a> {
     RetryEvent {
+        run: run.run_id,
         pipeline: &run.pipeline,
+        total_tasks: run.total_tasks,
         step: &run.step,
         context: run.context,
         task: &task.name,

@@ -34,7 +34,7 @@
 //! interrupted; the deadline and the cancel are checked between such tasks.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender};
 use rayon::prelude::*;
@@ -45,6 +45,7 @@ use super::outcome::Outcome;
 use super::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
 use super::processor::{ResultProcessor, StepOutcome};
 use super::registry::{CustomExecutor, Job};
+use super::signal::TaskEvent;
 use super::step_run::{Halt, StepRun};
 use super::unwind;
 use crate::error::TaskFailure;
@@ -58,13 +59,28 @@ pub(crate) use super::step_run::Deadline;
 pub(crate) struct ExecutionCoordinator;
 
 impl ExecutionCoordinator {
+    /// Runs the step's tasks, all but those in `restored`: tasks that
+    /// succeeded in an earlier process, whose outcomes count as they are.
     pub(crate) fn run<T: Send + Sync + 'static>(
         run: StepRun<T>,
         plan: ExecutionPlan,
         strategy: &EvaluationStrategy,
+        restored: Vec<Outcome<T>>,
     ) -> StepOutcome<T> {
         let queued = run.clock.now();
         let run = Arc::new(run);
+        let mut processor = ResultProcessor::new(run.tasks.len());
+        let plan = if restored.is_empty() {
+            plan
+        } else {
+            let mut done = vec![false; run.tasks.len()];
+            for outcome in restored {
+                done[outcome.index] = true;
+                announce_restored(&run, &outcome);
+                processor.accept(outcome);
+            }
+            plan.without(&done)
+        };
         let watched = run.deadline.is_some() || run.cancel.is_some();
         let mut groups = plan.groups;
         let here = groups
@@ -90,7 +106,6 @@ impl ExecutionCoordinator {
         // on this thread.
         let channel = (!groups.is_empty() || (joins_pool && retries()))
             .then(|| crossbeam_channel::bounded::<Outcome<T>>(run.tasks.len().max(1)));
-        let mut processor = ResultProcessor::new(run.tasks.len());
         let mut pooled: Vec<Arc<GroupRun<T>>> = Vec::new();
         // Retries can only be delayed where outcomes travel over a channel,
         // so the wake-up channel exists exactly when that one does.
@@ -117,6 +132,33 @@ impl ExecutionCoordinator {
         drop(wake);
         processor.judge(&run, queued, strategy, halt)
     }
+}
+
+/// Tells observers about a task restored from a checkpoint, as a task that
+/// started and finished, marked restored.
+fn announce_restored<T>(run: &StepRun<T>, outcome: &Outcome<T>) {
+    if run.emitter.is_empty() {
+        return;
+    }
+    let event = TaskEvent {
+        run: run.run_id,
+        pipeline: &run.pipeline,
+        total_tasks: run.total_tasks,
+        restored: true,
+        step: &run.step,
+        context: run.context,
+        task: &run.tasks[outcome.index].name,
+        attempt: outcome.attempts,
+        thread: outcome.thread,
+        error: None,
+        elapsed: Duration::ZERO,
+    };
+    run.emitter.emit(|o| o.task_started(&event));
+    let event = TaskEvent {
+        elapsed: outcome.finished.saturating_sub(outcome.started),
+        ..event
+    };
+    run.emitter.emit(|o| o.task_finished(&event));
 }
 
 /// Runs a group with the caller's thread taking part, on the fast path.
@@ -449,6 +491,9 @@ mod tests {
             cancel: None,
             deadline: None,
             span: crate::engine::trace::StepSpan::default(),
+            run_id: crate::ids::RunId::from(1),
+            total_tasks: 0,
+            hooks: Vec::new(),
         }
     }
 
@@ -471,7 +516,7 @@ mod tests {
         let run = step_run(tasks);
         let plan = plan(&run);
         assert_eq!(plan.groups.len(), 3);
-        let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed);
+        let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed, Vec::new());
         assert_eq!(out.results.values().copied().collect::<Vec<_>>(), [11, 12, 13]);
         assert!(out.evaluation.success);
         assert_eq!(out.tasks[1].thread, here);
@@ -493,7 +538,7 @@ mod tests {
             limit: Duration::from_millis(30),
         });
         let plan = plan(&run);
-        let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed);
+        let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed, Vec::new());
         assert!(out.timed_out);
         assert!(matches!(out.errors[..], [TaskFailure::TimedOut { .. }]));
         drop(release);

@@ -91,6 +91,20 @@ impl ExecutionPlan {
         self.groups.iter().map(|g| (&g.config, g.tasks.to_vec()))
     }
 
+    /// The plan without the tasks `done` marks: what is left of a step
+    /// resumed after some of its tasks succeeded. Groups left empty go.
+    pub(crate) fn without(mut self, done: &[bool]) -> Self {
+        if !done.contains(&true) {
+            return self;
+        }
+        for group in &mut self.groups {
+            let left: Vec<usize> = group.tasks.to_vec().into_iter().filter(|&i| !done[i]).collect();
+            group.tasks = TaskIndices::List(left);
+        }
+        self.groups.retain(|g| g.tasks.len() > 0);
+        self
+    }
+
     /// The configs of the groups, in plan order.
     pub(crate) fn configs(&self) -> Vec<ExecutorConfig> {
         self.groups.iter().map(|g| g.config.clone()).collect()

@@ -183,6 +183,9 @@ mod tests {
             cancel: None,
             deadline: None,
             span: crate::engine::trace::StepSpan::default(),
+            run_id: crate::ids::RunId::from(1),
+            total_tasks: 0,
+            hooks: Vec::new(),
         }
     }
 

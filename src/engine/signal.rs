@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::engine::unwind;
 use crate::error::TaskFailure;
-use crate::ids::ContextId;
+use crate::ids::{ContextId, RunId};
 use crate::model::strategy::EvaluationResult;
 use crate::status::ExecutionStatus;
 
@@ -14,8 +14,13 @@ use crate::status::ExecutionStatus;
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct PipelineEvent<'a> {
+    /// The run; a resumed run keeps the id of the run that saved it.
+    pub run: RunId,
     /// The pipeline's name.
     pub pipeline: &'a str,
+    /// Tasks over every step of the pipeline: the run's total when it takes
+    /// every step once, an upper bound when branches skip some.
+    pub total_tasks: usize,
     /// The run's final status; `None` at the start.
     pub status: Option<ExecutionStatus>,
     /// Time since the run started.
@@ -26,8 +31,16 @@ pub struct PipelineEvent<'a> {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct ContextEvent<'a> {
+    /// The run.
+    pub run: RunId,
     /// The pipeline's name.
     pub pipeline: &'a str,
+    /// Tasks over every step of the pipeline, as in [`PipelineEvent`].
+    pub total_tasks: usize,
+    /// Whether the context was restored from a checkpoint instead of run:
+    /// it finished in an earlier process, and its events are sent again at
+    /// the start of the resumed run.
+    pub restored: bool,
     /// The step's name.
     pub step: &'a str,
     /// The context.
@@ -46,8 +59,15 @@ pub struct ContextEvent<'a> {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct TaskEvent<'a> {
+    /// The run.
+    pub run: RunId,
     /// The pipeline's name.
     pub pipeline: &'a str,
+    /// Tasks over every step of the pipeline, as in [`PipelineEvent`].
+    pub total_tasks: usize,
+    /// Whether the task's value was restored from a checkpoint instead of
+    /// run again.
+    pub restored: bool,
     /// The step's name.
     pub step: &'a str,
     /// The context.
@@ -69,8 +89,12 @@ pub struct TaskEvent<'a> {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct RetryEvent<'a> {
+    /// The run.
+    pub run: RunId,
     /// The pipeline's name.
     pub pipeline: &'a str,
+    /// Tasks over every step of the pipeline, as in [`PipelineEvent`].
+    pub total_tasks: usize,
     /// The step's name.
     pub step: &'a str,
     /// The context.
@@ -87,6 +111,52 @@ pub struct RetryEvent<'a> {
     pub error: &'a TaskFailure,
 }
 
+/// A task's value, handed to the callback given to
+/// [`PipelineExecutorBuilder::on_result`](crate::PipelineExecutorBuilder::on_result)
+/// as soon as the task succeeds.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TaskOutput<'a, T> {
+    /// The run.
+    pub run: RunId,
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The step's name.
+    pub step: &'a str,
+    /// The context.
+    pub context: ContextId,
+    /// The task's name.
+    pub task: &'a str,
+    /// The task's position in its step.
+    pub index: usize,
+    /// What it returned.
+    pub value: &'a T,
+}
+
+/// A checkpoint was read, or records were saved to it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CheckpointEvent<'a> {
+    /// The run.
+    pub run: RunId,
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// Tasks over every step of the pipeline, as in [`PipelineEvent`].
+    pub total_tasks: usize,
+    /// For a save, the step whose record was saved.
+    pub step: Option<&'a str>,
+    /// Bytes read, or bytes saved since the previous save event (the
+    /// step's task records and its step record).
+    pub bytes: u64,
+    /// Time spent reading, or writing those bytes.
+    pub elapsed: Duration,
+    /// For a load, the steps and the tasks it restored (tasks of the
+    /// interrupted step included).
+    pub restored_steps: usize,
+    /// See `restored_steps`.
+    pub restored_tasks: usize,
+}
+
 /// Hooks called as a run goes. Every hook has a no-op default, so an
 /// observer implements only what it needs.
 ///
@@ -99,6 +169,14 @@ pub struct RetryEvent<'a> {
 /// `task_finished`, then one of `context_finished`, `context_aborted` or
 /// `context_cancelled`; finally `pipeline_finished`, or `pipeline_stopped`
 /// when the run was cancelled.
+///
+/// A run resumed from a checkpoint sends, after `pipeline_started`,
+/// `checkpoint_loaded`, then the events of every restored step and task in
+/// the same order, each marked `restored`; a resumed step's tasks that
+/// already succeeded are sent as restored `task_started` and
+/// `task_finished` when the step starts. A checkpointed run sends
+/// `checkpoint_saved` after each step's record is saved, from the thread
+/// that writes the log.
 pub trait Observer: Send + Sync {
     /// A run started.
     fn pipeline_started(&self, _event: &PipelineEvent<'_>) {}
@@ -124,6 +202,10 @@ pub trait Observer: Send + Sync {
     fn task_retrying(&self, _event: &RetryEvent<'_>) {}
     /// A task failed its last allowed attempt.
     fn task_retries_exhausted(&self, _event: &RetryEvent<'_>) {}
+    /// A run read its checkpoint and resumes from it.
+    fn checkpoint_loaded(&self, _event: &CheckpointEvent<'_>) {}
+    /// A step's records reached the checkpoint store.
+    fn checkpoint_saved(&self, _event: &CheckpointEvent<'_>) {}
 }
 
 /// Forwards every hook through a smart pointer, so boxed and shared
@@ -167,6 +249,12 @@ macro_rules! forward_observer {
             fn task_retries_exhausted(&self, e: &RetryEvent<'_>) {
                 (**self).task_retries_exhausted(e);
             }
+            fn checkpoint_loaded(&self, e: &CheckpointEvent<'_>) {
+                (**self).checkpoint_loaded(e);
+            }
+            fn checkpoint_saved(&self, e: &CheckpointEvent<'_>) {
+                (**self).checkpoint_saved(e);
+            }
         }
     )*};
 }
@@ -201,6 +289,10 @@ pub enum Signal<'a> {
     TaskRetrying(&'a RetryEvent<'a>),
     /// See [`Observer::task_retries_exhausted`].
     TaskRetriesExhausted(&'a RetryEvent<'a>),
+    /// See [`Observer::checkpoint_loaded`].
+    CheckpointLoaded(&'a CheckpointEvent<'a>),
+    /// See [`Observer::checkpoint_saved`].
+    CheckpointSaved(&'a CheckpointEvent<'a>),
 }
 
 /// An [`Observer`] made from a closure; see [`observer_fn`].
@@ -260,6 +352,12 @@ impl<F: Fn(Signal<'_>) + Send + Sync> Observer for FnObserver<F> {
     }
     fn task_finished(&self, e: &TaskEvent<'_>) {
         (self.0)(Signal::TaskFinished(e));
+    }
+    fn checkpoint_loaded(&self, e: &CheckpointEvent<'_>) {
+        (self.0)(Signal::CheckpointLoaded(e));
+    }
+    fn checkpoint_saved(&self, e: &CheckpointEvent<'_>) {
+        (self.0)(Signal::CheckpointSaved(e));
     }
 }
 
@@ -342,6 +440,25 @@ impl Observer for LogObserver {
             None => log::trace!("{} task `{}` done in {:?}", e.context, e.task, e.elapsed),
         }
     }
+    fn checkpoint_loaded(&self, e: &CheckpointEvent<'_>) {
+        log::info!(
+            "{} resumed from its checkpoint: {} steps and {} tasks restored, {} bytes read in {:?}",
+            e.run,
+            e.restored_steps,
+            e.restored_tasks,
+            e.bytes,
+            e.elapsed
+        );
+    }
+    fn checkpoint_saved(&self, e: &CheckpointEvent<'_>) {
+        log::debug!(
+            "{} step `{}` saved: {} bytes in {:?}",
+            e.run,
+            e.step.unwrap_or(""),
+            e.bytes,
+            e.elapsed
+        );
+    }
 }
 
 /// Fans every signal out to the registered observers, catching their panics.
@@ -394,7 +511,9 @@ mod tests {
 
     fn event() -> PipelineEvent<'static> {
         PipelineEvent {
+            run: RunId::from(1),
             pipeline: "p",
+            total_tasks: 0,
             status: None,
             elapsed: Duration::ZERO,
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::outcome::Outcome;
 use super::signal::SignalEmitter;
 use crate::error::{DeadlineScope, TaskFailure};
-use crate::ids::ContextId;
+use crate::ids::{ContextId, RunId};
 use crate::model::cancel::CancelToken;
 use crate::model::task::Task;
 use crate::records::metrics::{RunClock, thread_number};
@@ -48,7 +48,18 @@ pub(crate) struct StepRun<T> {
     pub(crate) deadline: Option<Deadline>,
     /// The step's span, parent of every task's span wherever it runs.
     pub(crate) span: StepSpan,
+    /// The run, for events.
+    pub(crate) run_id: RunId,
+    /// Tasks over the whole pipeline, for events.
+    pub(crate) total_tasks: usize,
+    /// Called with every task that succeeds, on the thread that ran it, as
+    /// soon as it is done: how a checkpoint saves each task and how results
+    /// stream to the caller.
+    pub(crate) hooks: Vec<TaskHook<T>>,
 }
+
+/// A callback for each task that succeeds; see [`StepRun::hooks`].
+pub(crate) type TaskHook<T> = Arc<dyn Fn(&Outcome<T>) + Send + Sync>;
 
 impl Deadline {
     /// The deadline `limit` from now. A limit so long that no `Instant` can

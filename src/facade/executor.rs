@@ -8,21 +8,25 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::checkpoint::{self, CheckpointStore, Fingerprint, Save, Start};
+use crate::checkpoint::{self, CheckpointStore, Fingerprint, Journal, Keep, RunInfo, Saver, Start};
 use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
-use crate::engine::step_run::StepRun;
+use crate::engine::outcome::Outcome;
+use crate::engine::step_run::{StepRun, TaskHook};
 use rayon::ThreadPool;
 
 use crate::engine::plan::ExecutorFactory;
 use crate::engine::pools::{Pools, PoolsBuilder};
 use crate::engine::registry::CustomExecutor;
-use crate::engine::signal::{ContextEvent, Observer, PipelineEvent, SignalEmitter};
+use crate::engine::signal::{
+    CheckpointEvent, ContextEvent, Observer, PipelineEvent, SignalEmitter, TaskEvent, TaskOutput,
+};
 use crate::engine::state_manager::ExecutionStateManager;
 use crate::engine::trace::{RunSpan, StepSpan};
+use crate::engine::unwind;
 use crate::error::{BuildError, CancelledBy, DeadlineScope, RunError, TaskFailure};
-use crate::facade::options::RunOptions;
+use crate::facade::options::{Retention, RunOptions};
 use crate::facade::run::Run;
-use crate::ids::ContextId;
+use crate::ids::{ContextId, RunId};
 use crate::model::cancel::CancelToken;
 use crate::model::config::ExecutorConfig;
 use crate::model::flow::{Next, StepVerdict};
@@ -62,7 +66,11 @@ pub struct PipelineExecutor<T> {
     factory: ExecutorFactory,
     emitter: Arc<SignalEmitter>,
     states: ExecutionStateManager<T>,
+    results: Option<ResultCallback<T>>,
 }
+
+/// The callback given to [`PipelineExecutorBuilder::on_result`].
+type ResultCallback<T> = Arc<dyn Fn(&TaskOutput<'_, T>) + Send + Sync>;
 
 /// Builds a [`PipelineExecutor`]; see [`PipelineExecutor::builder`].
 pub struct PipelineExecutorBuilder<T> {
@@ -70,6 +78,7 @@ pub struct PipelineExecutorBuilder<T> {
     shared: Option<Pools>,
     default: ExecutorConfig,
     emitter: SignalEmitter,
+    results: Option<ResultCallback<T>>,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -135,6 +144,43 @@ impl<T> PipelineExecutorBuilder<T> {
         self
     }
 
+    /// Hands every task's value to `callback` as soon as the task succeeds,
+    /// on the thread that ran it: how a job streams results out (to a
+    /// file, a channel, a database) instead of keeping them, together with
+    /// [`Retention::Needed`](crate::Retention::Needed). Values restored
+    /// from a checkpoint are not handed over again.
+    ///
+    /// The callback runs on pool threads, so it should be quick; a panic in
+    /// it is caught and logged, and the task still counts as succeeded.
+    ///
+    /// ```
+    /// use conveyor::{Pipeline, PipelineExecutor, Retention, RunOptions, Task};
+    /// use std::sync::mpsc;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let executor = PipelineExecutor::builder()
+    ///     .on_result(move |out| {
+    ///         let _ = tx.lock().unwrap().send((out.task.to_owned(), *out.value));
+    ///     })
+    ///     .build()?;
+    /// let pipeline = Pipeline::builder("p")
+    ///     .step([Task::from_fn("a", |c| Ok(*c.input() + 1))])
+    ///     .step([Task::from_fn("b", |c| Ok(c.previous().first().unwrap() * 2))])
+    ///     .build()?;
+    /// let options = RunOptions::new().retain(Retention::Needed);
+    /// let run = executor.execute_with(&pipeline, 1_u64, &options)?;
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [("a".to_owned(), 2), ("b".to_owned(), 4)]);
+    /// // The first step's results were dropped once the second finished.
+    /// assert!(run.chain().head().unwrap().state().results().is_empty());
+    /// assert_eq!(run.output()?.get("b"), Some(&4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn on_result(mut self, callback: impl Fn(&TaskOutput<'_, T>) + Send + Sync + 'static) -> Self {
+        self.results = Some(Arc::new(callback));
+        self
+    }
+
     /// Builds the executor and its named pools.
     ///
     /// # Errors
@@ -152,6 +198,7 @@ impl<T> PipelineExecutorBuilder<T> {
             factory: ExecutorFactory::new(pools, self.default)?,
             emitter: Arc::new(self.emitter),
             states: ExecutionStateManager::new(),
+            results: self.results,
         })
     }
 }
@@ -174,9 +221,27 @@ struct Scope<'a, T> {
     clock: RunClock,
     cancel: Option<&'a CancelToken>,
     deadline: Option<Deadline>,
+    run: RunId,
+    total_tasks: usize,
+    retain: Retention,
+    saver: Option<&'a dyn Saver<T>>,
 }
 
 /// How one step's run ended, as the walk needs it.
+/// Where a walk starts, and the tasks of its first step that already
+/// succeeded in an earlier process.
+struct Resume<T> {
+    at: usize,
+    previous: ResultSet<T>,
+    sinks: Vec<usize>,
+    pending: Vec<Outcome<T>>,
+}
+
+/// The names of the steps at `indices`.
+fn names<T>(steps: &[Step<T>], indices: &[usize]) -> Vec<Arc<str>> {
+    indices.iter().map(|&i| Arc::clone(&steps[i].name)).collect()
+}
+
 struct StepEnd {
     id: ContextId,
     status: ExecutionStatus,
@@ -196,6 +261,7 @@ impl<T> PipelineExecutor<T> {
             shared: None,
             default: ExecutorConfig::default(),
             emitter: SignalEmitter::new(),
+            results: None,
             _values: PhantomData,
         }
     }
@@ -274,35 +340,40 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         )
     }
 
-    /// Runs `pipeline` from `start`, saving progress with `save` after each
-    /// step the walk moves on from.
+    /// Runs `pipeline` from `start`, saving progress with `saver` as it
+    /// goes.
     fn run(
         &self,
         pipeline: &Pipeline<T>,
         input: T,
         options: &RunOptions,
         start: Start<T>,
-        save: Option<&mut Save<'_, T>>,
+        saver: Option<&dyn Saver<T>>,
     ) -> Result<Run<T>, RunError> {
         for step in pipeline.steps() {
             self.factory.check(step)?;
         }
-        let clock = RunClock::start();
         let scope = Scope {
             pipeline: &pipeline.inner.name,
             input: &Arc::new(input),
-            clock,
+            clock: RunClock::resumed(start.offset),
             cancel: options.cancel.as_ref(),
             deadline: Deadline::after(options.timeout, DeadlineScope::Run),
+            run: start.run,
+            total_tasks: pipeline.steps().iter().map(|s| s.tasks.len()).sum(),
+            retain: options.retain,
+            saver,
+        };
+        let pipeline_event = |status| PipelineEvent {
+            run: scope.run,
+            pipeline: scope.pipeline,
+            total_tasks: scope.total_tasks,
+            status,
+            elapsed: scope.clock.here(),
         };
         if !self.emitter.is_empty() {
-            self.emitter.emit(|o| {
-                o.pipeline_started(&PipelineEvent {
-                    pipeline: scope.pipeline,
-                    status: None,
-                    elapsed: scope.clock.now(),
-                });
-            });
+            self.emitter.emit(|o| o.pipeline_started(&pipeline_event(None)));
+            self.announce_restored(&scope, &start);
         }
         let Start {
             at,
@@ -310,6 +381,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             sinks,
             mut chain,
             done,
+            pending,
+            ..
         } = start;
         let restored = chain.len();
         if done {
@@ -317,38 +390,50 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             // saved, nothing runs again, so a job killed after its last
             // save still gets its output.
             if !self.emitter.is_empty() {
-                let event = PipelineEvent {
-                    pipeline: scope.pipeline,
-                    status: Some(ExecutionStatus::Finished),
-                    elapsed: scope.clock.now(),
-                };
+                let event = pipeline_event(Some(ExecutionStatus::Finished));
                 self.emitter.emit(|o| o.pipeline_finished(&event));
             }
             return Ok(Run {
+                id: scope.run,
                 pipeline: Arc::clone(scope.pipeline),
                 status: ExecutionStatus::Finished,
                 chain,
                 output: previous,
                 failure: None,
-                duration: scope.clock.now(),
+                duration: scope.clock.here(),
                 restored,
             });
         }
+        let pending: Vec<Outcome<T>> = pending
+            .into_iter()
+            .map(|t| Outcome {
+                index: t.index,
+                result: Ok(t.value),
+                started: t.started,
+                finished: t.finished,
+                attempts: t.attempts,
+                thread: t.thread,
+                directive: t.directive,
+            })
+            .collect();
         let span = RunSpan::enter(scope.pipeline);
-        let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match save {
-            None => match self.carrier(pipeline, &scope) {
+        let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let from = Resume {
+                at,
+                previous,
+                sinks,
+                pending,
+            };
+            match self.carrier(pipeline, &scope) {
                 // The whole walk runs inside the pool: every step after the
                 // first starts from a worker of its own pool, and joins its
                 // group in place instead of paying a round trip.
                 Some(pool) => {
                     let (handle, chain) = (span.handle(), &mut chain);
-                    pool.install(|| {
-                        handle.in_scope(|| self.walk(pipeline, &scope, chain, (at, previous, sinks), None))
-                    })
+                    pool.install(|| handle.in_scope(|| self.walk(pipeline, &scope, chain, from)))
                 }
-                None => self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), None),
-            },
-            save => self.walk(pipeline, &scope, &mut chain, (at, previous, sinks), save),
+                None => self.walk(pipeline, &scope, &mut chain, from),
+            }
         }));
         // Whatever happened, this run's contexts leave the live map: memory
         // stays bounded however many runs go through one executor. User
@@ -360,18 +445,14 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             Ok(walked) => walked,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        let duration = scope.clock.now();
+        let duration = scope.clock.here();
         let status = match &walked {
             Ok((status, ..)) => *status,
             Err(_) => ExecutionStatus::Aborted,
         };
         span.finish(status, walked.as_ref().map_or_else(Some, |(_, _, f)| f.as_ref()));
         if !self.emitter.is_empty() {
-            let event = PipelineEvent {
-                pipeline: scope.pipeline,
-                status: Some(status),
-                elapsed: duration,
-            };
+            let event = pipeline_event(Some(status));
             if status == ExecutionStatus::Cancelled {
                 self.emitter.emit(|o| o.pipeline_stopped(&event));
             } else {
@@ -380,6 +461,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         }
         let (status, output, failure) = walked?;
         Ok(Run {
+            id: scope.run,
             pipeline: Arc::clone(scope.pipeline),
             status,
             chain,
@@ -414,9 +496,14 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         pipeline: &Pipeline<T>,
         scope: &Scope<'_, T>,
         chain: &mut ExecutionChain<T>,
-        (mut at, mut previous, mut sinks): (usize, ResultSet<T>, Vec<usize>),
-        mut save: Option<&mut Save<'_, T>>,
+        from: Resume<T>,
     ) -> Result<(ExecutionStatus, ResultSet<T>, Option<RunError>), RunError> {
+        let Resume {
+            mut at,
+            mut previous,
+            mut sinks,
+            mut pending,
+        } = from;
         let steps = pipeline.steps();
         let graph = &pipeline.inner.graph;
         let mut tail = chain.tail().map(ExecutionContext::id);
@@ -437,7 +524,16 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 let failure = timeout(step, deadline, Vec::new());
                 return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
             }
-            let end = self.run_context(scope, step, &previous, chain, tail)?;
+            let end = self.run_context(scope, step, &previous, chain, tail, std::mem::take(&mut pending))?;
+            if scope.retain == Retention::Needed
+                && let Some(before) = tail
+            {
+                // The step before this one is read by nobody from now on.
+                self.states.remove([before]);
+                if let Some(context) = chain.get_mut(before) {
+                    context.state = Arc::new(context.state.with_results(ResultSet::empty()));
+                }
+            }
             tail = Some(end.id);
             let context = chain
                 .get(end.id)
@@ -476,14 +572,14 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             // aborts or cancels the run is run again by a resume.
             match graph.next(at, verdict, &mut sinks) {
                 Ok(Next::Step(next)) => {
-                    if let Some(save) = save.as_mut() {
-                        save(chain, Some(next), &sinks)?;
+                    if let Some(saver) = scope.saver {
+                        saver.step(context, Some(&steps[next].name), &names(steps, &sinks))?;
                     }
                     at = next;
                 }
                 Ok(Next::End) => {
-                    if let Some(save) = save.as_mut() {
-                        save(chain, None, &sinks)?;
+                    if let Some(saver) = scope.saver {
+                        saver.step(context, None, &names(steps, &sinks))?;
                     }
                     return Ok((ExecutionStatus::Finished, previous, None));
                 }
@@ -569,8 +665,12 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             clock: RunClock::start(),
             cancel: None,
             deadline: None,
+            run: RunId::next(),
+            total_tasks: step.tasks.len(),
+            retain: Retention::All,
+            saver: None,
         };
-        let end = self.run_context(&scope, step, &previous, chain, after)?;
+        let end = self.run_context(&scope, step, &previous, chain, after, Vec::new())?;
         self.states.remove([end.id]);
         if let Some(deadline) = end.timed_out {
             let errors = chain
@@ -583,6 +683,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     }
 
     /// Creates, links and runs one context, moving its state as it goes.
+    /// `restored` are outcomes of its tasks that succeeded in an earlier
+    /// process: they are not run again.
     fn run_context(
         &self,
         scope: &Scope<'_, T>,
@@ -590,6 +692,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         previous: &ResultSet<T>,
         chain: &mut ExecutionChain<T>,
         after: Option<ContextId>,
+        restored: Vec<Outcome<T>>,
     ) -> Result<StepEnd, RunError> {
         let id = ContextId::next();
         let state = self.states.insert(id);
@@ -607,7 +710,10 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             return Err(e);
         }
         let event = |status, evaluation, errors| ContextEvent {
+            run: scope.run,
             pipeline: scope.pipeline,
+            total_tasks: scope.total_tasks,
+            restored: false,
             step: &step.name,
             context: id,
             tasks: step.tasks.len(),
@@ -652,8 +758,11 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     cancel: scope.cancel.cloned(),
                     deadline,
                     span: span.clone(),
+                    run_id: scope.run,
+                    total_tasks: scope.total_tasks,
+                    hooks: self.hooks(scope, step, id),
                 };
-                let outcome = ExecutionCoordinator::run(run, plan, &step.strategy);
+                let outcome = ExecutionCoordinator::run(run, plan, &step.strategy, restored);
                 let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
                 end.status =
                     if outcome.stop.is_some() || ((cancelled || outcome.cancelled) && !outcome.timed_out) {
@@ -713,6 +822,109 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             );
         }
         Ok(end)
+    }
+
+    /// The callbacks for each task of `step` that succeeds: the checkpoint's
+    /// and the caller's.
+    fn hooks(&self, scope: &Scope<'_, T>, step: &Step<T>, context: ContextId) -> Vec<TaskHook<T>> {
+        let mut hooks = Vec::new();
+        if let Some(saver) = scope.saver {
+            hooks.push(saver.task_hook(&step.name));
+        }
+        if let Some(callback) = &self.results {
+            let (callback, name, tasks, pipeline, run) = (
+                Arc::clone(callback),
+                Arc::clone(&step.name),
+                Arc::clone(&step.tasks),
+                Arc::clone(scope.pipeline),
+                scope.run,
+            );
+            hooks.push(Arc::new(move |outcome: &Outcome<T>| {
+                let Ok(value) = &outcome.result else { return };
+                let step = &name;
+                let output = TaskOutput {
+                    run,
+                    pipeline: &pipeline,
+                    step,
+                    context,
+                    task: &tasks[outcome.index].name,
+                    index: outcome.index,
+                    value,
+                };
+                if let Err(message) = unwind::catch(|| callback(&output)) {
+                    log::error!("the on_result callback panicked on a task of step `{step}`: {message}");
+                }
+            }));
+        }
+        hooks
+    }
+
+    /// Tells observers what a resumed run restored: the checkpoint's load,
+    /// then every restored context and its tasks, marked restored, in the
+    /// order a run sends them.
+    fn announce_restored(&self, scope: &Scope<'_, T>, start: &Start<T>) {
+        let Some(loaded) = start.loaded else { return };
+        let load = CheckpointEvent {
+            run: scope.run,
+            pipeline: scope.pipeline,
+            total_tasks: scope.total_tasks,
+            step: None,
+            bytes: loaded.bytes,
+            elapsed: loaded.elapsed,
+            restored_steps: start.chain.len(),
+            restored_tasks: start.chain.iter().map(|c| c.tasks().len()).sum::<usize>() + start.pending.len(),
+        };
+        self.emitter.emit(|o| o.checkpoint_loaded(&load));
+        for context in &start.chain {
+            let state = context.state();
+            let event = |status, evaluation, errors| ContextEvent {
+                run: scope.run,
+                pipeline: scope.pipeline,
+                total_tasks: scope.total_tasks,
+                restored: true,
+                step: &context.step,
+                context: context.id(),
+                tasks: context.tasks().len(),
+                status,
+                errors,
+                evaluation,
+            };
+            self.emitter
+                .emit(|o| o.context_initialized(&event(ExecutionStatus::Pending, None, &[])));
+            self.emitter
+                .emit(|o| o.context_started(&event(ExecutionStatus::Executing, None, &[])));
+            for task in context.tasks() {
+                let metrics = context.metrics().task(task.name());
+                let error = state.errors().iter().find(|e| e.task() == task.name());
+                let event = TaskEvent {
+                    run: scope.run,
+                    pipeline: scope.pipeline,
+                    total_tasks: scope.total_tasks,
+                    restored: true,
+                    step: &context.step,
+                    context: context.id(),
+                    task: task.name(),
+                    attempt: metrics.map_or(1, |m| m.attempts),
+                    thread: metrics.map_or(0, |m| m.thread),
+                    error: None,
+                    elapsed: std::time::Duration::ZERO,
+                };
+                self.emitter.emit(|o| o.task_started(&event));
+                let event = TaskEvent {
+                    error,
+                    elapsed: metrics.map_or(std::time::Duration::ZERO, |m| m.duration()),
+                    ..event
+                };
+                self.emitter.emit(|o| o.task_finished(&event));
+            }
+            let status = state.status();
+            let event = event(status, context.evaluation(), state.errors());
+            self.emitter.emit(|o| match status {
+                ExecutionStatus::Finished => o.context_finished(&event),
+                ExecutionStatus::Cancelled => o.context_cancelled(&event),
+                _ => o.context_aborted(&event),
+            });
+        }
     }
 
     fn signal_context(&self, event: ContextEvent<'_>, hook: impl Fn(&dyn Observer, &ContextEvent<'_>)) {
@@ -801,9 +1013,31 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
         store: &dyn CheckpointStore,
     ) -> Result<Run<T>, RunError> {
         let fingerprint = Fingerprint::of_value(&input)?;
-        let start = checkpoint::start(store, pipeline, fingerprint)?;
-        let mut save = checkpoint::saver(pipeline, fingerprint, store)?;
-        self.run(pipeline, input, options, start, Some(&mut *save))
+        let keep = match options.retain {
+            Retention::All => Keep::All,
+            Retention::Needed => Keep::Last,
+        };
+        let start = checkpoint::start(store, pipeline, fingerprint, keep)?;
+        if start.done {
+            return self.run(pipeline, input, options, start, None);
+        }
+        let info = RunInfo {
+            run: start.run,
+            pipeline: Arc::clone(&pipeline.inner.name),
+            total_tasks: pipeline.steps().iter().map(|s| s.tasks.len()).sum(),
+        };
+        // The writer is a scoped thread: it borrows the store, and every
+        // record sent is written before this call returns.
+        std::thread::scope(|threads| {
+            let journal = Journal::spawn(threads, store, Arc::clone(&self.emitter), info);
+            let run = self.run(pipeline, input, options, start, Some(&journal));
+            let saved = journal.close();
+            match (run, saved) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Err(e)) => Err(RunError::Checkpoint(e)),
+                (Ok(run), Ok(())) => Ok(run),
+            }
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Per-run settings: cancellation and a deadline.
+//! Per-run settings: cancellation, a deadline, and which results a run
+//! keeps.
 
 use std::time::Duration;
 
@@ -20,6 +21,28 @@ use crate::model::cancel::CancelToken;
 pub struct RunOptions {
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) retain: Retention,
+}
+
+/// Which results a run keeps in its chain while it goes.
+///
+/// A step's tasks see only the run's input and the previous step's
+/// results, so the results of older steps are only there for the caller to
+/// read afterwards. A job whose steps each produce large results can drop
+/// them as it goes, and take them as tasks finish instead (see
+/// [`PipelineExecutorBuilder::on_result`](crate::PipelineExecutorBuilder::on_result)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retention {
+    /// Every context keeps its results until the run is dropped.
+    #[default]
+    All,
+    /// Only what later steps and the output need: once a step finishes,
+    /// the results of the step before it are dropped from the chain (its
+    /// status, errors, verdict and timing stay). The run's output, the last
+    /// step's results, is kept. Memory then peaks at about two steps'
+    /// results: the step running and the one it reads.
+    Needed,
 }
 
 impl RunOptions {
@@ -50,6 +73,15 @@ impl RunOptions {
     #[must_use]
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
+        self
+    }
+
+    /// Which results the run keeps; see [`Retention`].
+    ///
+    /// Default: [`Retention::All`].
+    #[must_use]
+    pub fn retain(mut self, retention: Retention) -> Self {
+        self.retain = retention;
         self
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{RunError, TaskFailure};
+use crate::ids::RunId;
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
 use crate::records::report::RunReport;
@@ -14,6 +15,7 @@ use crate::status::ExecutionStatus;
 /// One run of a pipeline: its final status, the chain of contexts (one per
 /// step that ran, each with its final state and metrics) and the output.
 pub struct Run<T> {
+    pub(crate) id: RunId,
     pub(crate) pipeline: Arc<str>,
     pub(crate) status: ExecutionStatus,
     pub(crate) chain: ExecutionChain<T>,
@@ -25,6 +27,13 @@ pub struct Run<T> {
 }
 
 impl<T> Run<T> {
+    /// The run's id, as its events carry it. A run resumed from a
+    /// checkpoint has the id of the run that saved it.
+    #[must_use]
+    pub fn id(&self) -> RunId {
+        self.id
+    }
+
     /// The pipeline's name.
     #[must_use]
     pub fn pipeline(&self) -> &str {

@@ -12,17 +12,33 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct RunClock {
     epoch: Instant,
     wall: SystemTime,
+    /// Where this clock's offsets start: zero for a new run; for a resumed
+    /// one, after every offset its restored part recorded, so that the
+    /// restored steps and the new ones never overlap on one timeline.
+    offset: Duration,
 }
 
 impl RunClock {
     pub(crate) fn start() -> Self {
+        Self::resumed(Duration::ZERO)
+    }
+
+    /// A clock whose offsets start at `offset`.
+    pub(crate) fn resumed(offset: Duration) -> Self {
         Self {
             epoch: Instant::now(),
             wall: SystemTime::now(),
+            offset,
         }
     }
 
     pub(crate) fn now(&self) -> Duration {
+        self.offset.saturating_add(self.epoch.elapsed())
+    }
+
+    /// Time since this clock started, without its offset: how long this
+    /// process has spent on the run.
+    pub(crate) fn here(&self) -> Duration {
         self.epoch.elapsed()
     }
 
