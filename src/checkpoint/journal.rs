@@ -2,11 +2,12 @@
 //! made and appended to the store by one writer thread.
 //!
 //! Each task that succeeds is encoded on the worker that ran it, in
-//! parallel with the other tasks, and handed to the writer over a bounded
-//! channel; each finished step adds one small step record. The writer owns
-//! every store call, so workers never wait on the disk unless the channel
-//! is full, which bounds the bytes in flight however large the results.
-//! A save costs what it adds, not what the run has saved so far.
+//! parallel with the other tasks, and handed to the writer over a channel;
+//! each finished step adds one small step record. The writer owns every
+//! store call, so workers never wait on the disk unless the encoded bytes
+//! waiting for it pass [`IN_FLIGHT`]: that bounds the memory a save takes,
+//! however large the results, to about one record per worker plus the
+//! budget. A save costs what it adds, not what the run has saved so far.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -29,9 +30,34 @@ use crate::records::context::ExecutionContext;
 use super::format::{StepParts, TaskMeta, check_readable, step_record, task_record};
 use super::store::{CheckpointStore, Durability};
 
-/// Records in flight between the workers and the writer. Small: a record
-/// can be a whole task's result.
-const IN_FLIGHT: usize = 16;
+/// Encoded bytes that may wait for the writer before workers wait for it.
+/// A record larger than this still goes through, alone.
+const IN_FLIGHT: u64 = 64 << 20;
+
+/// The bytes waiting for the writer, and a condition to wait for room.
+#[derive(Default)]
+struct Budget {
+    used: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl Budget {
+    /// Waits for room for `n` bytes, then takes it. With nothing in flight
+    /// there is always room, so a record larger than the budget cannot
+    /// wait forever.
+    fn take(&self, n: u64) {
+        let mut used = self.used.lock();
+        while *used > 0 && used.saturating_add(n) > IN_FLIGHT {
+            self.freed.wait(&mut used);
+        }
+        *used += n;
+    }
+
+    fn give(&self, n: u64) {
+        *self.used.lock() -= n;
+        self.freed.notify_all();
+    }
+}
 
 /// What a walk saves as it goes; the facade's view of a [`Journal`].
 pub(crate) trait Saver<T>: Sync {
@@ -102,6 +128,7 @@ impl Failure {
 pub(crate) struct Journal<'scope, T> {
     tx: Sender<Entry>,
     failure: Arc<Failure>,
+    budget: Arc<Budget>,
     /// Whether a task record was read back yet; see `check_readable`.
     checked: Arc<AtomicBool>,
     writer: ScopedJoinHandle<'scope, ()>,
@@ -117,13 +144,15 @@ impl<'scope, T> Journal<'scope, T> {
         emitter: Arc<SignalEmitter>,
         info: RunInfo,
     ) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(IN_FLIGHT);
+        let (tx, rx) = crossbeam_channel::unbounded();
         let failure = Arc::new(Failure::default());
-        let shared = Arc::clone(&failure);
-        let writer = scope.spawn(move || write(&rx, store, &shared, &emitter, &info));
+        let budget = Arc::new(Budget::default());
+        let (shared, room) = (Arc::clone(&failure), Arc::clone(&budget));
+        let writer = scope.spawn(move || write(&rx, store, &shared, &room, &emitter, &info));
         Self {
             tx,
             failure,
+            budget,
             checked: Arc::new(AtomicBool::new(false)),
             writer,
             _values: PhantomData,
@@ -154,9 +183,10 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     fn task_hook(&self, step: &Arc<str>) -> TaskHook<T> {
-        let (tx, failure, checked, step) = (
+        let (tx, failure, budget, checked, step) = (
             self.tx.clone(),
             Arc::clone(&self.failure),
+            Arc::clone(&self.budget),
             Arc::clone(&self.checked),
             Arc::clone(step),
         );
@@ -178,7 +208,13 @@ where
             match record {
                 // A send fails only once the run is over (a task that
                 // outlived its deadline): nothing waits for its record.
-                Ok(record) => drop(tx.send(Entry::Task(record))),
+                Ok(record) => {
+                    budget.take(record.len() as u64);
+                    let len = record.len() as u64;
+                    if tx.send(Entry::Task(record)).is_err() {
+                        budget.give(len);
+                    }
+                }
                 Err(e) => failure.record(e),
             }
         })
@@ -230,20 +266,29 @@ fn write(
     rx: &Receiver<Entry>,
     store: &dyn CheckpointStore,
     failure: &Failure,
+    budget: &Budget,
     emitter: &SignalEmitter,
     info: &RunInfo,
 ) {
     let durability = store.durability();
     let (mut bytes, mut busy) = (0_u64, Duration::ZERO);
     for entry in rx {
+        // Room is given back as soon as a record is taken off the channel:
+        // from here on it is this thread's to write or to drop.
+        let (record, step) = match &entry {
+            Entry::Task(record) => {
+                budget.give(record.len() as u64);
+                (record, None)
+            }
+            Entry::Step { bytes, step, .. } => (bytes, Some(step)),
+        };
         if failure.check().is_err() {
+            if let Entry::Step { written, .. } = &entry {
+                let _ = written.send(());
+            }
             continue;
         }
         let began = Instant::now();
-        let (record, step) = match &entry {
-            Entry::Task(record) => (record, None),
-            Entry::Step { bytes, step, .. } => (bytes, Some(step)),
-        };
         let appended = store.append(record);
         if let Entry::Step { written, .. } = &entry {
             let _ = written.send(());

@@ -70,10 +70,11 @@ impl ExecutionCoordinator {
         let queued = run.clock.now();
         let run = Arc::new(run);
         let mut processor = ResultProcessor::new(run.tasks.len());
+        let mut done = Vec::new();
         let plan = if restored.is_empty() {
             plan
         } else {
-            let mut done = vec![false; run.tasks.len()];
+            done.resize(run.tasks.len(), false);
             for outcome in restored {
                 done[outcome.index] = true;
                 announce_restored(&run, &outcome);
@@ -130,7 +131,11 @@ impl ExecutionCoordinator {
         });
         let halt = wait(&run, rx, woken.as_ref(), &mut processor, &pooled);
         drop(wake);
-        processor.judge(&run, queued, strategy, halt)
+        let mut outcome = processor.judge(&run, queued, strategy, halt);
+        for (metrics, restored) in outcome.tasks.iter_mut().zip(done) {
+            metrics.restored = restored;
+        }
+        outcome
     }
 }
 

@@ -114,6 +114,7 @@ impl<T> ResultProcessor<T> {
                 attempts: outcome.attempts,
                 thread: outcome.thread,
                 succeeded,
+                restored: false,
             });
             match outcome.result {
                 Ok(value) => entries.push((Arc::clone(&task.name), value)),

@@ -402,6 +402,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 failure: None,
                 duration: scope.clock.here(),
                 restored,
+                resumed_at: scope.clock.offset(),
             });
         }
         let pending: Vec<Outcome<T>> = pending
@@ -469,6 +470,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             failure,
             duration,
             restored,
+            resumed_at: scope.clock.offset(),
         })
     }
 

@@ -8,7 +8,7 @@ use crate::error::{RunError, TaskFailure};
 use crate::ids::RunId;
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
-use crate::records::report::RunReport;
+use crate::records::report::{RunParts, RunReport};
 use crate::records::results::ResultSet;
 use crate::status::ExecutionStatus;
 
@@ -24,6 +24,8 @@ pub struct Run<T> {
     pub(crate) duration: Duration,
     /// How many contexts at the head of the chain came from a checkpoint.
     pub(crate) restored: usize,
+    /// Where this process's part starts on the run's timeline.
+    pub(crate) resumed_at: Duration,
 }
 
 impl<T> Run<T> {
@@ -114,14 +116,16 @@ impl<T> Run<T> {
     /// The run as a [`RunReport`], ready for [`RunReport::to_json`].
     #[must_use]
     pub fn report(&self) -> RunReport {
-        RunReport::of_run(
-            &self.pipeline,
-            self.status,
-            &self.chain,
-            self.restored,
-            self.failure.as_ref(),
-            self.duration,
-        )
+        RunReport::of_run(RunParts {
+            id: self.id,
+            pipeline: &self.pipeline,
+            status: self.status,
+            chain: &self.chain,
+            restored: self.restored,
+            failure: self.failure.as_ref(),
+            duration: self.duration,
+            resumed_at: self.resumed_at,
+        })
     }
 
     /// Wall time of the whole run.

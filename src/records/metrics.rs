@@ -36,6 +36,11 @@ impl RunClock {
         self.offset.saturating_add(self.epoch.elapsed())
     }
 
+    /// Where this clock's offsets start.
+    pub(crate) fn offset(&self) -> Duration {
+        self.offset
+    }
+
     /// Time since this clock started, without its offset: how long this
     /// process has spent on the run.
     pub(crate) fn here(&self) -> Duration {
@@ -81,6 +86,11 @@ pub struct TaskMetrics {
     pub thread: u64,
     /// Whether it ended with a value.
     pub succeeded: bool,
+    /// Whether its value was restored from a checkpoint: it succeeded in an
+    /// earlier process, and its times are from that run's part of the
+    /// timeline.
+    #[serde(default)]
+    pub restored: bool,
 }
 
 impl TaskMetrics {
@@ -156,6 +166,7 @@ mod tests {
             attempts: 1,
             thread: 1,
             succeeded: true,
+            restored: false,
         };
         assert_eq!(t.duration(), Duration::ZERO);
         assert_eq!(t.wait(), Duration::ZERO);

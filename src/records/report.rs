@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorRecord, RunError, TaskFailure};
-use crate::ids::ContextId;
+use crate::ids::{ContextId, RunId};
 use crate::model::strategy::EvaluationResult;
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
@@ -43,6 +43,8 @@ pub const REPORT_FORMAT: u32 = 1;
 pub struct RunReport {
     /// [`REPORT_FORMAT`] of the build that wrote it.
     pub report: u32,
+    /// The run's id; a resumed run keeps the id of the run that saved it.
+    pub run: RunId,
     /// The pipeline's name.
     pub pipeline: String,
     /// The run's final status.
@@ -55,6 +57,11 @@ pub struct RunReport {
     /// How many steps at the head of `steps` were restored from a
     /// checkpoint instead of run.
     pub restored: usize,
+    /// Where this process's part of the run starts on the timeline: zero
+    /// for a run that was not resumed; for a resumed one, the end of the
+    /// latest time its restored part recorded. Restored steps and tasks
+    /// come before it and this run's after it, so the two never overlap.
+    pub resumed_at_us: u64,
     /// Why the run did not finish, if it did not.
     pub failure: Option<ErrorRecord>,
     /// Counts over the whole run.
@@ -112,6 +119,10 @@ pub struct TaskReport {
     pub task: String,
     /// Whether it ended with a value.
     pub succeeded: bool,
+    /// Whether its value was restored from a checkpoint (a task that
+    /// finished in an earlier process, in a step that had not); its times
+    /// are then from the earlier part of the timeline.
+    pub restored: bool,
     /// Attempts made; 0 when it never started.
     pub attempts: u32,
     /// When its group was handed to the executor.
@@ -170,6 +181,7 @@ impl TaskReport {
         Self {
             task: t.task.to_string(),
             succeeded: t.succeeded,
+            restored: t.restored,
             attempts: t.attempts,
             queued_us: micros(t.queued),
             started_us: micros(t.started),
@@ -180,18 +192,24 @@ impl TaskReport {
     }
 }
 
+/// What a report is made of: a run's parts, borrowed.
+pub(crate) struct RunParts<'a, T> {
+    pub(crate) id: RunId,
+    pub(crate) pipeline: &'a str,
+    pub(crate) status: ExecutionStatus,
+    pub(crate) chain: &'a ExecutionChain<T>,
+    pub(crate) restored: usize,
+    pub(crate) failure: Option<&'a RunError>,
+    pub(crate) duration: Duration,
+    pub(crate) resumed_at: Duration,
+}
+
 impl RunReport {
     /// The report of a run of `pipeline` whose contexts are `chain`, the
     /// first `restored` of them from an earlier run;
     /// [`Run::report`](crate::Run::report) calls it.
-    pub(crate) fn of_run<T>(
-        pipeline: &str,
-        status: ExecutionStatus,
-        chain: &ExecutionChain<T>,
-        restored: usize,
-        failure: Option<&RunError>,
-        duration: Duration,
-    ) -> Self {
+    pub(crate) fn of_run<T>(run: RunParts<'_, T>) -> Self {
+        let (chain, restored) = (run.chain, run.restored);
         let steps: Vec<StepReport> = chain
             .iter()
             .enumerate()
@@ -218,12 +236,14 @@ impl RunReport {
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         RunReport {
             report: REPORT_FORMAT,
-            pipeline: pipeline.to_owned(),
-            status,
+            run: run.id,
+            pipeline: run.pipeline.to_owned(),
+            status: run.status,
             started_at_unix_ms,
-            duration_us: micros(duration),
+            duration_us: micros(run.duration),
             restored,
-            failure: failure.map(RunError::record),
+            resumed_at_us: micros(run.resumed_at),
+            failure: run.failure.map(RunError::record),
             totals,
             steps,
         }

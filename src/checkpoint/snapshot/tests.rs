@@ -115,6 +115,7 @@ proptest! {
                 attempts,
                 thread,
                 succeeded,
+                restored: false,
             }],
         };
         let back: ExecutionMetrics = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();

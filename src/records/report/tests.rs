@@ -105,6 +105,7 @@ proptest! {
                 .map(|ok| TaskReport {
                     task: "t".into(),
                     succeeded: *ok,
+                    restored: !*ok && attempts % 3 == 0,
                     attempts,
                     queued_us: times[4],
                     started_us: times[5],

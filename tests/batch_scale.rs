@@ -1,0 +1,272 @@
+//! Batch jobs at scale: a resume reruns only the unfinished tasks of the
+//! step it was interrupted in, events name the run and its size and mark
+//! what was restored, reports keep the two runs apart on one timeline,
+//! results can be streamed out and dropped as the run goes, and a panic in
+//! the streaming callback costs nothing but a log line.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use conveyor::checkpoint::{Checkpoint, MemoryCheckpointStore};
+use conveyor::signal::Signal;
+use conveyor::{
+    ExecutorConfig, Pipeline, PipelineExecutor, Retention, RunId, RunOptions, Task, TaskError, observer_fn,
+};
+use parking_lot::Mutex;
+
+const WIDE: usize = 8;
+
+/// Counts of how often each task of the wide step ran, and a switch that
+/// makes its upper half fail.
+struct Job {
+    runs: Vec<AtomicUsize>,
+    prepared: AtomicUsize,
+    broken: AtomicBool,
+}
+
+fn job() -> (Arc<Job>, Pipeline<u64>) {
+    let state = Arc::new(Job {
+        runs: (0..WIDE).map(|_| AtomicUsize::new(0)).collect(),
+        prepared: AtomicUsize::new(0),
+        broken: AtomicBool::new(true),
+    });
+    let s = Arc::clone(&state);
+    let mut wide = Vec::new();
+    for i in 0..WIDE {
+        let s = Arc::clone(&state);
+        wide.push(
+            Task::from_fn(format!("part{i}"), move |c| {
+                s.runs[i].fetch_add(1, Ordering::SeqCst);
+                if i >= WIDE / 2 && s.broken.load(Ordering::SeqCst) {
+                    return Err(TaskError::msg("disk full"));
+                }
+                Ok(c.previous().first().copied().unwrap_or(0) * 10 + i as u64)
+            })
+            .executor(ExecutorConfig::pool(2)),
+        );
+    }
+    let pipeline = Pipeline::builder("scale")
+        .step([Task::from_fn("prepare", move |c| {
+            s.prepared.fetch_add(1, Ordering::SeqCst);
+            Ok(*c.input() + 1)
+        })])
+        .step(wide)
+        .step([Task::from_fn("sum", |c| Ok(c.previous().values().sum::<u64>()))])
+        .build()
+        .unwrap();
+    (state, pipeline)
+}
+
+/// Every signal heard, as (hook, run, total tasks, restored).
+type Heard = Arc<Mutex<Vec<(&'static str, RunId, usize, bool)>>>;
+
+fn listening() -> (Heard, PipelineExecutor<u64>) {
+    let heard: Heard = Arc::default();
+    let h = Arc::clone(&heard);
+    let executor = PipelineExecutor::builder()
+        .observer(observer_fn(move |s| {
+            let entry = match s {
+                Signal::PipelineStarted(e) => ("pipeline_started", e.run, e.total_tasks, false),
+                Signal::ContextFinished(e) => ("context_finished", e.run, e.total_tasks, e.restored),
+                Signal::ContextAborted(e) => ("context_aborted", e.run, e.total_tasks, e.restored),
+                Signal::TaskFinished(e) => ("task_finished", e.run, e.total_tasks, e.restored),
+                Signal::CheckpointLoaded(e) => ("checkpoint_loaded", e.run, e.total_tasks, false),
+                Signal::CheckpointSaved(e) => {
+                    assert!(e.bytes > 0, "a save writes something");
+                    ("checkpoint_saved", e.run, e.total_tasks, false)
+                }
+                _ => return,
+            };
+            h.lock().push(entry);
+        }))
+        .build()
+        .unwrap();
+    (heard, executor)
+}
+
+fn count(heard: &Heard, hook: &str, restored: bool) -> usize {
+    heard
+        .lock()
+        .iter()
+        .filter(|(h, _, _, r)| *h == hook && *r == restored)
+        .count()
+}
+
+#[test]
+fn an_interrupted_step_resumes_only_its_unfinished_tasks() {
+    let (state, pipeline) = job();
+    let (heard, executor) = listening();
+    let store = MemoryCheckpointStore::new();
+    let first = executor.execute_with_checkpoint(&pipeline, 1, &store).unwrap();
+    assert!(!first.is_success());
+    let saved = Checkpoint::<u64>::load(&store).unwrap().unwrap();
+    assert_eq!(
+        saved.next.as_deref(),
+        Some("part0|part1|part2|part3|part4|part5|part6|part7")
+    );
+    assert_eq!(
+        saved.pending.iter().map(|t| t.index).collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "the tasks that succeeded are in the log"
+    );
+    let first_events = heard.lock().len();
+    assert!(
+        heard
+            .lock()
+            .iter()
+            .all(|(_, run, total, _)| *run == first.id() && *total == 1 + WIDE + 1)
+    );
+
+    state.broken.store(false, Ordering::SeqCst);
+    let second = executor.execute_with_checkpoint(&pipeline, 1, &store).unwrap();
+    assert!(second.is_success(), "{:?}", second.failure());
+    assert_eq!(second.id(), first.id(), "a resumed run keeps its id");
+    let expected: u64 = (0..WIDE as u64).map(|i| 20 + i).sum();
+    assert_eq!(second.output().unwrap().get("sum"), Some(&expected));
+    assert_eq!(state.prepared.load(Ordering::SeqCst), 1);
+    for (i, runs) in state.runs.iter().enumerate() {
+        let expected = if i < WIDE / 2 { 1 } else { 2 };
+        assert_eq!(runs.load(Ordering::SeqCst), expected, "part{i}");
+    }
+
+    // The resumed run's events: the load, the restored step and the
+    // restored half of the wide step, marked, then the rest as new.
+    let resumed: Vec<_> = heard.lock()[first_events..].to_vec();
+    assert!(
+        resumed
+            .iter()
+            .all(|(_, run, total, _)| *run == first.id() && *total == 1 + WIDE + 1)
+    );
+    let restored_tasks = resumed
+        .iter()
+        .filter(|(h, _, _, r)| *h == "task_finished" && *r)
+        .count();
+    assert_eq!(restored_tasks, 1 + WIDE / 2);
+    let fresh_tasks = resumed
+        .iter()
+        .filter(|(h, _, _, r)| *h == "task_finished" && !*r)
+        .count();
+    assert_eq!(
+        fresh_tasks,
+        WIDE / 2 + 1,
+        "the failed half of the wide step, then `sum`"
+    );
+    assert_eq!(count(&heard, "checkpoint_loaded", false), 1);
+    assert_eq!(count(&heard, "context_finished", true), 1, "`prepare`, restored");
+    // Saves: `prepare` in the first run; the wide step and `sum` in the second.
+    assert_eq!(count(&heard, "checkpoint_saved", false), 3);
+
+    // The report keeps the two processes apart: restored work ends where
+    // this run's begins.
+    let report = second.report();
+    assert_eq!(report.run, first.id());
+    assert_eq!(report.restored, 1);
+    let wide = &report.steps[1];
+    assert!(!wide.restored);
+    let restored: Vec<bool> = wide.tasks.iter().map(|t| t.restored).collect();
+    assert_eq!(restored, [true, true, true, true, false, false, false, false]);
+    for task in wide.tasks.iter().chain(&report.steps[0].tasks) {
+        if task.restored || report.steps[0].tasks.contains(task) {
+            assert!(task.finished_us <= report.resumed_at_us, "{task:?}");
+        } else {
+            assert!(task.started_us >= report.resumed_at_us, "{task:?}");
+        }
+    }
+    assert!(report.steps[0].finished_us <= report.resumed_at_us);
+    assert!(report.steps[2].started_us >= report.resumed_at_us);
+}
+
+#[test]
+fn a_finished_log_comes_back_with_every_step_announced_as_restored() {
+    let (state, pipeline) = job();
+    state.broken.store(false, Ordering::SeqCst);
+    let (heard, executor) = listening();
+    let store = MemoryCheckpointStore::new();
+    let first = executor.execute_with_checkpoint(&pipeline, 2, &store).unwrap();
+    heard.lock().clear();
+    let again = executor.execute_with_checkpoint(&pipeline, 2, &store).unwrap();
+    assert_eq!(again.output().unwrap(), first.output().unwrap());
+    assert_eq!(again.restored(), 3);
+    assert_eq!(count(&heard, "task_finished", true), 1 + WIDE + 1);
+    assert_eq!(count(&heard, "task_finished", false), 0);
+    assert_eq!(count(&heard, "context_finished", true), 3);
+    assert_eq!(count(&heard, "checkpoint_saved", false), 0, "nothing new to save");
+}
+
+#[test]
+fn results_stream_out_and_are_dropped_as_the_run_goes() {
+    let (state, pipeline) = job();
+    state.broken.store(false, Ordering::SeqCst);
+    let streamed = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&streamed);
+    let executor = PipelineExecutor::builder()
+        .on_result(move |out| {
+            s.lock()
+                .push((out.step.to_owned(), out.task.to_owned(), *out.value))
+        })
+        .build()
+        .unwrap();
+    let lean = RunOptions::new().retain(Retention::Needed);
+    let run = executor.execute_with(&pipeline, 3, &lean).unwrap();
+    let full = executor.execute(&pipeline, 3).unwrap();
+    assert_eq!(run.output().unwrap(), full.output().unwrap());
+    let chain: Vec<usize> = run.chain().iter().map(|c| c.state().results().len()).collect();
+    assert_eq!(chain, [0, 0, 1], "only the output is kept");
+    let kept: Vec<usize> = full.chain().iter().map(|c| c.state().results().len()).collect();
+    assert_eq!(kept, [1, WIDE, 1]);
+    // Statuses, verdicts and timing stay for every step.
+    assert!(
+        run.chain()
+            .iter()
+            .all(|c| c.evaluation().is_some_and(|e| e.success))
+    );
+    let streamed = streamed.lock();
+    assert_eq!(streamed.len(), 2 * (1 + WIDE + 1), "two runs, every task");
+    assert!(streamed.contains(&(
+        "part0|part1|part2|part3|part4|part5|part6|part7".to_owned(),
+        "part3".to_owned(),
+        43
+    )));
+}
+
+#[test]
+fn lean_runs_resume_from_a_checkpoint_too() {
+    let (state, pipeline) = job();
+    let executor = PipelineExecutor::builder().build().unwrap();
+    let store = MemoryCheckpointStore::new();
+    let lean = RunOptions::new().retain(Retention::Needed);
+    assert!(
+        !executor
+            .execute_with_checkpoint_and_options(&pipeline, 4, &lean, &store)
+            .unwrap()
+            .is_success()
+    );
+    state.broken.store(false, Ordering::SeqCst);
+    let run = executor
+        .execute_with_checkpoint_and_options(&pipeline, 4, &lean, &store)
+        .unwrap();
+    let expected: u64 = (0..WIDE as u64).map(|i| 50 + i).sum();
+    assert_eq!(run.output().unwrap().get("sum"), Some(&expected));
+    assert!(run.chain().head().unwrap().state().results().is_empty());
+}
+
+#[test]
+fn a_panicking_result_callback_is_caught_and_the_run_goes_on() {
+    common::quiet_planned_panics();
+    let (state, pipeline) = job();
+    state.broken.store(false, Ordering::SeqCst);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let executor = PipelineExecutor::builder()
+        .on_result(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            panic!("{}", common::PLANNED);
+        })
+        .build()
+        .unwrap();
+    let run = common::within(common::BOUND, move || executor.execute(&pipeline, 1).unwrap());
+    assert!(run.is_success());
+    assert_eq!(calls.load(Ordering::SeqCst), 1 + WIDE + 1);
+}
