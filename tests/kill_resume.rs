@@ -3,7 +3,7 @@
 //!
 //! Each trial starts this test binary again as a child ([`kill_child`])
 //! that runs a pipeline of 4 steps of 16 tasks, each task returning 64 to
-//! 256 KiB, against a [`FileCheckpointStore`]. The parent kills the child
+//! 128 KiB, against a [`FileCheckpointStore`]. The parent kills the child
 //! at a random moment (from a seeded generator, so a failure reproduces),
 //! up to three times, then lets a last child finish. Over all trials this
 //! proves, for the append-only log:
@@ -13,11 +13,19 @@
 //!   value an uninterrupted run computes;
 //! - a new process restores the finished steps and, in the step that was
 //!   interrupted, the tasks that have a record, and runs exactly the other
-//!   tasks: what each child restored and ran is checked against the log it
-//!   started from;
+//!   tasks: what the last child of a trial restored and ran is checked
+//!   against the log it started from;
 //! - a log of a finished run (a kill after the last record, before the
 //!   process exited) comes back whole, with nothing run again;
-//! - the final output is byte for byte that of a plain `execute`.
+//! - the final output is byte for byte that of a plain `execute`, and the
+//!   final log ends on a whole record.
+//!
+//! A record reaches the file in one `write`, which a kill almost never
+//! lands inside. So that torn records are tested too, every other trial
+//! runs on a [`SlowDisk`]: the same file store, appending each record in
+//! small pieces with pauses between them, so that a kill often leaves part
+//! of a record at the end of the log, exactly as a kill inside a long write
+//! would.
 //!
 //! Unix only: SIGKILL gives the child no chance to flush or clean up, which
 //! is the point.
@@ -27,23 +35,26 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
+use std::io::BufRead;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use conveyor::checkpoint::{Checkpoint, FileCheckpointStore};
+use conveyor::checkpoint::{Checkpoint, CheckpointStore, Durability, FileCheckpointStore};
 use conveyor::signal::Signal;
 use conveyor::{
-    ExecutorConfig, Pipeline, PipelineExecutor, PipelineExecutorBuilder, Step, Task, TaskContext, TaskError,
-    observer_fn,
+    CheckpointError, ExecutorConfig, Pipeline, PipelineExecutor, PipelineExecutorBuilder, Step, Task,
+    TaskContext, TaskError, observer_fn,
 };
 use serde::{Deserialize, Serialize};
 
 /// Set to the trial's folder in the children; unset in the test run.
 const CHILD: &str = "CONVEYOR_KILL_CHILD_DIR";
+/// Set in the children that append through a [`SlowDisk`].
+const SLOW: &str = "CONVEYOR_KILL_CHILD_SLOW";
 const LOG: &str = "job.ckpt";
 const OUTPUT: &str = "output.json";
 const REPORT: &str = "report.json";
@@ -93,11 +104,11 @@ fn task_name(step: usize, index: usize) -> String {
     format!("s{step}t{index:02}")
 }
 
-/// 64 to 256 KiB, varying by task: big enough that writing a record takes
-/// long enough for some kills to tear one, and uneven so that records end
-/// at varied offsets.
+/// 64 to 128 KiB, varying by task, so that records end at varied offsets.
+/// (A debug build encodes and decodes a `Vec<u8>` a byte at a time, so
+/// every kilobyte here costs in every save, load and output.)
 fn value_len(step: usize, index: usize) -> usize {
-    (64 + ((step * 7 + index * 5) % 13) * 16) * 1024
+    (64 + ((step * 7 + index * 5) % 9) * 8) * 1024
 }
 
 /// Depends on the input and on two results of the step before, so a
@@ -145,19 +156,76 @@ fn executor() -> PipelineExecutorBuilder<Vec<u8>> {
     PipelineExecutor::builder().executor("cpu", ExecutorConfig::pool(2))
 }
 
-/// What a child that ran to the end restored and ran, as its observer
-/// heard it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct ChildReport {
+/// A [`FileCheckpointStore`] on a slow disk: each append reaches the file
+/// in pieces, with a pause after each. What the file holds at any moment
+/// is still a prefix of what was appended, which is all a kill can leave.
+struct SlowDisk(FileCheckpointStore);
+
+impl SlowDisk {
+    const PIECE: usize = 16 * 1024;
+    const PAUSE: Duration = Duration::from_micros(300);
+}
+
+impl CheckpointStore for SlowDisk {
+    fn open(&self) -> Result<Option<Box<dyn BufRead + '_>>, CheckpointError> {
+        self.0.open()
+    }
+
+    fn create(&self, bytes: &[u8]) -> Result<(), CheckpointError> {
+        self.0.create(bytes)
+    }
+
+    fn append(&self, bytes: &[u8]) -> Result<(), CheckpointError> {
+        for piece in bytes.chunks(Self::PIECE) {
+            self.0.append(piece)?;
+            std::thread::sleep(Self::PAUSE);
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), CheckpointError> {
+        self.0.sync()
+    }
+
+    fn truncate(&self, len: u64) -> Result<(), CheckpointError> {
+        self.0.truncate(len)
+    }
+
+    fn clear(&self) -> Result<(), CheckpointError> {
+        self.0.clear()
+    }
+
+    fn durability(&self) -> Durability {
+        self.0.durability()
+    }
+
+    fn path(&self) -> Option<&Path> {
+        self.0.path()
+    }
+}
+
+/// What a child restored and ran, as its observer heard it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Restored {
     /// `Run::restored`: contexts that came back from the log.
-    restored_steps: usize,
+    steps: usize,
     /// `restored_tasks` of the checkpoint-loaded event; `None` when there
     /// was no log to load.
     loaded_tasks: Option<usize>,
     /// Finished-task events marked restored.
-    restored_events: usize,
+    task_events: usize,
     /// Finished-task events of tasks that ran in this process.
     ran: usize,
+}
+
+/// What a child that ran to the end writes for the parent.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildReport {
+    restored: Restored,
+    /// How long `execute_with_checkpoint` took.
+    run: Duration,
+    /// How long writing the output took after it.
+    publish: Duration,
 }
 
 /// Writes `bytes` under `name` in one rename, so the parent never reads
@@ -168,6 +236,13 @@ fn publish(dir: &Path, name: &str, bytes: &[u8]) {
     fs::rename(&temp, dir.join(name)).unwrap();
 }
 
+#[derive(Default)]
+struct Heard {
+    restored: AtomicUsize,
+    ran: AtomicUsize,
+    loaded: OnceLock<usize>,
+}
+
 /// Not a test on its own: the body of the children of
 /// [`killed_runs_resume_to_the_output_of_an_uninterrupted_one`]. It does
 /// nothing unless started by that test.
@@ -176,63 +251,69 @@ fn kill_child() {
     let Some(dir) = std::env::var_os(CHILD).map(PathBuf::from) else {
         return;
     };
-    let restored = Arc::new(AtomicUsize::new(0));
-    let ran = Arc::new(AtomicUsize::new(0));
-    let loaded = Arc::new(AtomicUsize::new(0));
-    let was_loaded = Arc::new(AtomicBool::new(false));
-    let heard = (
-        Arc::clone(&restored),
-        Arc::clone(&ran),
-        Arc::clone(&loaded),
-        Arc::clone(&was_loaded),
-    );
+    let heard = Arc::new(Heard::default());
+    let ears = Arc::clone(&heard);
     let executor = executor()
         .observer(observer_fn(move |s| match s {
             Signal::TaskFinished(e) if e.restored => {
-                heard.0.fetch_add(1, Ordering::Relaxed);
+                ears.restored.fetch_add(1, Ordering::Relaxed);
             }
             Signal::TaskFinished(_) => {
-                heard.1.fetch_add(1, Ordering::Relaxed);
+                ears.ran.fetch_add(1, Ordering::Relaxed);
             }
             Signal::CheckpointLoaded(e) => {
-                heard.2.store(e.restored_tasks, Ordering::Relaxed);
-                heard.3.store(true, Ordering::Relaxed);
+                let _ = ears.loaded.set(e.restored_tasks);
             }
             _ => {}
         }))
         .build()
         .unwrap();
-    let store = FileCheckpointStore::new(dir.join(LOG));
+    let file = FileCheckpointStore::new(dir.join(LOG));
+    let slow;
+    let store: &dyn CheckpointStore = if std::env::var_os(SLOW).is_some() {
+        slow = SlowDisk(file);
+        &slow
+    } else {
+        &file
+    };
+    let began = Instant::now();
     let run = executor
-        .execute_with_checkpoint(&pipeline(), input(), &store)
+        .execute_with_checkpoint(&pipeline(), input(), store)
         .unwrap();
+    let ran = began.elapsed();
     assert!(run.is_success(), "{:?}", run.failure());
+    publish(&dir, OUTPUT, &serde_json::to_vec(run.output().unwrap()).unwrap());
     let report = ChildReport {
-        restored_steps: run.restored(),
-        loaded_tasks: was_loaded
-            .load(Ordering::Relaxed)
-            .then(|| loaded.load(Ordering::Relaxed)),
-        restored_events: restored.load(Ordering::Relaxed),
-        ran: ran.load(Ordering::Relaxed),
+        restored: Restored {
+            steps: run.restored(),
+            loaded_tasks: heard.loaded.get().copied(),
+            task_events: heard.restored.load(Ordering::Relaxed),
+            ran: heard.ran.load(Ordering::Relaxed),
+        },
+        run: ran,
+        publish: began.elapsed() - ran,
     };
     publish(&dir, REPORT, &serde_json::to_vec(&report).unwrap());
-    publish(&dir, OUTPUT, &serde_json::to_vec(run.output().unwrap()).unwrap());
 }
 
-fn spawn(dir: &Path) -> Child {
+fn spawn(dir: &Path, slow: bool) -> Child {
     // Kept in the trial's folder, so a failing child explains itself.
     let stderr = OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("child.stderr"))
         .unwrap();
-    Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["kill_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, dir)
+        .env_remove(SLOW)
         .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+        .stderr(stderr);
+    if slow {
+        command.env(SLOW, "1");
+    }
+    command.spawn().unwrap()
 }
 
 fn child_stderr(dir: &Path) -> String {
@@ -300,24 +381,48 @@ enum Progress {
 }
 
 impl Progress {
-    /// What a child starting from here must restore and run.
-    fn expected(self) -> ChildReport {
-        let restored = |steps: usize, tasks: usize| ChildReport {
-            restored_steps: steps,
-            loaded_tasks: Some(tasks),
-            restored_events: tasks,
-            ran: STEPS * TASKS - tasks,
-        };
+    /// Tasks whose values the log holds.
+    fn saved(self) -> usize {
         match self {
-            Self::NoLog => ChildReport {
-                restored_steps: 0,
-                loaded_tasks: None,
-                restored_events: 0,
-                ran: STEPS * TASKS,
-            },
-            Self::Partial { steps, pending } => restored(steps, steps * TASKS + pending),
-            Self::Finished => restored(STEPS, STEPS * TASKS),
+            Self::NoLog => 0,
+            Self::Partial { steps, pending } => steps * TASKS + pending,
+            Self::Finished => STEPS * TASKS,
         }
+    }
+
+    /// What a child starting from here must restore and run.
+    fn expected(self) -> Restored {
+        let steps = match self {
+            Self::NoLog => 0,
+            Self::Partial { steps, .. } => steps,
+            Self::Finished => STEPS,
+        };
+        Restored {
+            steps,
+            loaded_tasks: (self != Self::NoLog).then_some(self.saved()),
+            task_events: self.saved(),
+            ran: STEPS * TASKS - self.saved(),
+        }
+    }
+}
+
+/// How long an untouched child spends where, from its spawn.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// Start-up: from the spawn to the start of the run.
+    start: Duration,
+    /// The whole run, from an empty log.
+    run: Duration,
+    /// Reading back the log of a finished run.
+    load: Duration,
+}
+
+impl Timing {
+    /// When a child starting from `from` has its run's work done: what the
+    /// kill window is scaled to.
+    fn work(self, from: Progress) -> Duration {
+        let share = from.saved() as f64 / (STEPS * TASKS) as f64;
+        self.start + self.load.mul_f64(share) + self.run.mul_f64(1.0 - share)
     }
 }
 
@@ -416,6 +521,8 @@ struct Tally {
     after_end: usize,
     /// Hits that left a record cut short at the end of the log.
     torn: usize,
+    /// Of those, in trials on the plain file store.
+    torn_plain: usize,
     /// Trials whose last child restored tasks of an interrupted step.
     resumed_mid_step: usize,
     /// Trials whose last child found a finished run and ran nothing.
@@ -446,10 +553,11 @@ fn reference() -> Reference {
     }
 }
 
-/// Checks what the child that finished a trial restored, ran and wrote.
+/// Checks what the child that finished a trial restored, ran and wrote,
+/// and that the log it leaves ends on a whole record.
 fn check_finished(dir: &Path, from: Progress, reference: &Reference, at: &str) -> ChildReport {
     let report: ChildReport = serde_json::from_slice(&fs::read(dir.join(REPORT)).unwrap()).unwrap();
-    assert_eq!(report, from.expected(), "{at}: resumed from {from:?}");
+    assert_eq!(report.restored, from.expected(), "{at}: resumed from {from:?}");
     let output = fs::read(dir.join(OUTPUT)).unwrap();
     assert!(
         output == reference.json,
@@ -457,26 +565,49 @@ fn check_finished(dir: &Path, from: Progress, reference: &Reference, at: &str) -
         output.len(),
         reference.json.len()
     );
+    assert!(
+        !torn_tail(&fs::read(dir.join(LOG)).unwrap()),
+        "{at}: the final log is torn"
+    );
     report
+}
+
+/// Runs one untouched child on an empty log and times it.
+fn calibrate(slow: bool, reference: &Reference) -> Timing {
+    let dir = tempfile::tempdir().unwrap();
+    let spawned = Instant::now();
+    let status = finish(&mut spawn(dir.path(), slow), dir.path());
+    let whole = spawned.elapsed();
+    assert!(status.success(), "{}", child_stderr(dir.path()));
+    let at = if slow {
+        "calibration, slow disk"
+    } else {
+        "calibration"
+    };
+    let report = check_finished(dir.path(), Progress::NoLog, reference, at);
+    let began = Instant::now();
+    let store = FileCheckpointStore::new(dir.path().join(LOG));
+    assert_eq!(inspect(&store, &reference.values, at), Progress::Finished);
+    Timing {
+        start: whole.saturating_sub(report.run + report.publish),
+        run: report.run,
+        load: began.elapsed(),
+    }
 }
 
 #[test]
 fn killed_runs_resume_to_the_output_of_an_uninterrupted_one() {
     let began = Instant::now();
     let reference = common::within(common::BOUND, reference);
-
-    // The kill window scales with how long an untouched child takes here,
-    // start-up included: debug or release, loaded machine or not.
-    let calibration = tempfile::tempdir().unwrap();
-    let spawned = Instant::now();
-    let status = finish(&mut spawn(calibration.path()), calibration.path());
-    let full = spawned.elapsed();
-    assert!(status.success(), "{}", child_stderr(calibration.path()));
-    check_finished(calibration.path(), Progress::NoLog, &reference, "calibration");
+    // Kill times scale with how long an untouched child takes here, debug
+    // or release, loaded machine or not.
+    let timings = [calibrate(false, &reference), calibrate(true, &reference)];
 
     let mut rng = XorShift(SEED);
     let mut tally = Tally::default();
     for trial in 0..TRIALS {
+        let slow = trial % 2 == 1;
+        let timing = timings[usize::from(slow)];
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let store = FileCheckpointStore::new(d.join(LOG));
@@ -485,17 +616,17 @@ fn killed_runs_resume_to_the_output_of_an_uninterrupted_one() {
         let mut trail = Vec::new();
         loop {
             let at = format!("trial {trial}, child {}", kills + 1);
-            let mut child = spawn(d);
+            // Anywhere from start-up to a little past the end of the work
+            // left: early kills, kills mid-step and between steps, while
+            // the log is read back, and some after the last record.
+            let delay = timing.work(from).mul_f64(rng.between(0.0, 1.1));
+            let mut child = spawn(d, slow);
             let spawned = Instant::now();
             if kills == KILLS_PER_TRIAL {
                 let status = finish(&mut child, d);
                 assert!(status.success(), "{at}: {status:?}\n{}", child_stderr(d));
                 break;
             }
-            // From just after start-up to just past the end of a whole
-            // run: early kills, kills mid-step and between steps, kills
-            // while the output is written, and a few that come too late.
-            let delay = full.mul_f64(rng.between(0.02, 1.05));
             kills += 1;
             if let Some(status) = exit_before(&mut child, spawned + delay) {
                 assert!(status.success(), "{at}: {status:?}\n{}", child_stderr(d));
@@ -516,6 +647,7 @@ fn killed_runs_resume_to_the_output_of_an_uninterrupted_one() {
             tally.hit += 1;
             let torn = fs::read(d.join(LOG)).is_ok_and(|log| torn_tail(&log));
             tally.torn += usize::from(torn);
+            tally.torn_plain += usize::from(torn && !slow);
             from = inspect(&store, &reference.values, &at);
             match from {
                 Progress::NoLog => tally.no_log += 1,
@@ -524,8 +656,8 @@ fn killed_runs_resume_to_the_output_of_an_uninterrupted_one() {
                 Progress::Finished => tally.after_end += 1,
             }
             trail.push(format!(
-                "{:.0}%→{from:?}{}",
-                delay.as_secs_f64() / full.as_secs_f64() * 100.0,
+                "{}ms→{from:?}{}",
+                delay.as_millis(),
                 if torn { " torn" } else { "" }
             ));
         }
@@ -535,18 +667,26 @@ fn killed_runs_resume_to_the_output_of_an_uninterrupted_one() {
             Progress::Finished => tally.resumed_finished += 1,
             _ => {}
         }
-        println!("trial {trial:2}: {} | last child {report:?}", trail.join(", "));
+        println!(
+            "trial {trial:2}{}: {} | last child {:?}",
+            if slow { " (slow disk)" } else { "" },
+            trail.join(", "),
+            report.restored
+        );
     }
 
     println!(
-        "{TRIALS} trials in {:?}, an untouched child taking {full:?}: {tally:#?}",
-        began.elapsed()
+        "{TRIALS} trials in {:?}; untouched children: {:?} on the file store, {:?} on a slow disk\n{tally:#?}",
+        began.elapsed(),
+        timings[0],
+        timings[1]
     );
     assert!(tally.hit > 0, "no kill hit a running child: {tally:?}");
     assert!(
         tally.between_steps + tally.mid_step > 0,
         "no kill landed while the run was saving progress: {tally:?}"
     );
+    assert!(tally.torn > 0, "no kill left a torn record: {tally:?}");
     assert!(
         tally.resumed_mid_step > 0,
         "no resume restored tasks of an interrupted step: {tally:?}"
