@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use conveyor::bench::ChromeTrace;
 use conveyor::checkpoint::{CheckpointStore, FileCheckpointStore};
-use conveyor::signal::ContextEvent;
+use conveyor::signal::{CheckpointEvent, ContextEvent, PipelineEvent, TaskEvent};
 use conveyor::{
     BuildError, ExecutorConfig, Observer, Pipeline, PipelineExecutor, RunError, Step, Task, TaskContext,
     TaskError,
@@ -90,6 +90,11 @@ struct Args {
     /// a step of --pipeline's text), to try out resuming.
     #[arg(long, value_name = "STEP")]
     abort_in: Option<String>,
+    /// Show a progress bar on stderr: tasks done of the run's total, with
+    /// an ETA. On a resume, restored tasks count as done, and the ETA is
+    /// timed from the first task this process runs.
+    #[arg(long)]
+    progress: bool,
     /// Write the run as a Chrome trace (Perfetto, chrome://tracing) to PATH.
     #[arg(long, value_name = "PATH")]
     trace: Option<PathBuf>,
@@ -375,6 +380,61 @@ impl Observer for AbortIn {
     }
 }
 
+/// A progress bar over the run's tasks.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    /// Whether a task of this process finished yet: restored tasks arrive
+    /// first, all at once, and must not make the ETA think the job is fast.
+    timing: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} tasks [{wide_bar}] {elapsed} (ETA {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Self {
+            bar,
+            timing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn pipeline_started(&self, event: &PipelineEvent<'_>) {
+        self.bar.set_length(event.total_tasks as u64);
+    }
+    fn checkpoint_loaded(&self, event: &CheckpointEvent<'_>) {
+        self.bar.println(format!(
+            "resuming {}: {} steps and {} tasks restored from {} bytes in {:.1} ms",
+            event.run,
+            event.restored_steps,
+            event.restored_tasks,
+            event.bytes,
+            millis(event.elapsed)
+        ));
+    }
+    fn task_finished(&self, event: &TaskEvent<'_>) {
+        if event.error.is_some() {
+            return;
+        }
+        if !event.restored && !self.timing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.bar.reset_eta();
+        }
+        self.bar.inc(1);
+    }
+    fn pipeline_finished(&self, _event: &PipelineEvent<'_>) {
+        self.bar.finish();
+    }
+    fn pipeline_stopped(&self, _event: &PipelineEvent<'_>) {
+        self.bar.abandon();
+    }
+}
+
 /// An error and its causes, one after another: `Display` of an error says
 /// only what went wrong at its level, and its `source()` says why.
 fn with_causes(error: &dyn std::error::Error) -> String {
@@ -404,6 +464,9 @@ fn main() -> ExitCode {
     let mut builder = PipelineExecutor::builder().executor("cpu", ExecutorConfig::pool(threads));
     if let Some(step) = &args.abort_in {
         builder = builder.observer(AbortIn(step.clone()));
+    }
+    if args.progress {
+        builder = builder.observer(Progress::new());
     }
     let pipeline = match &args.pipeline {
         Some(path) => pipeline_from_text(path, args.shards),

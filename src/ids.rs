@@ -44,9 +44,29 @@ impl fmt::Display for ContextId {
 /// so events from before and after a crash belong to one run. Ids are made
 /// from the clock, the process id and a counter, so two processes starting
 /// runs at once do not pick the same one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Serialised as its 16 hex digits, a string: JSON numbers past 2^53 lose
+/// digits in JavaScript and jq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RunId(u64);
+
+impl Serialize for RunId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for RunId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(serde::de::Error::custom("a run id is 16 hex digits"));
+        }
+        u64::from_str_radix(&text, 16)
+            .map(Self)
+            .map_err(|_| serde::de::Error::custom("a run id is 16 hex digits"))
+    }
+}
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
 
@@ -114,6 +134,21 @@ pub(crate) type IdMap<V> = HashMap<ContextId, V, BuildHasherDefault<IdHasher>>;
 #[cfg(test)]
 mod tests {
     use super::ContextId;
+
+    #[test]
+    fn run_ids_differ_and_serialise_as_hex_strings() {
+        let (a, b) = (super::RunId::next(), super::RunId::next());
+        assert_ne!(a, b);
+        let id = super::RunId::from(0xe7a9_0000_0000_0001);
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"e7a9000000000001\"");
+        assert_eq!(
+            serde_json::from_str::<super::RunId>("\"e7a9000000000001\"").unwrap(),
+            id
+        );
+        assert!(serde_json::from_str::<super::RunId>("\"+7a9000000000001\"").is_err());
+        assert!(serde_json::from_str::<super::RunId>("\"e7a9\"").is_err());
+        assert_eq!(id.to_string(), "run-e7a9000000000001");
+    }
 
     #[test]
     fn ids_are_unique_and_display() {

@@ -119,9 +119,10 @@ pub struct TaskReport {
     pub task: String,
     /// Whether it ended with a value.
     pub succeeded: bool,
-    /// Whether its value was restored from a checkpoint (a task that
-    /// finished in an earlier process, in a step that had not); its times
-    /// are then from the earlier part of the timeline.
+    /// Whether it was restored from a checkpoint: it finished in an
+    /// earlier process (in a restored step, or in a step that had not
+    /// finished there); its times are then from the earlier part of the
+    /// timeline.
     pub restored: bool,
     /// Attempts made; 0 when it never started.
     pub attempts: u32,
@@ -171,7 +172,14 @@ impl StepReport {
             duration_us: micros(m.duration()),
             evaluation: c.evaluation().cloned(),
             errors: c.state().errors().iter().map(TaskFailure::record).collect(),
-            tasks: m.tasks.iter().map(TaskReport::of).collect(),
+            tasks: m
+                .tasks
+                .iter()
+                .map(|t| TaskReport {
+                    restored: t.restored || restored,
+                    ..TaskReport::of(t)
+                })
+                .collect(),
         }
     }
 }
