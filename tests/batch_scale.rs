@@ -270,3 +270,109 @@ fn a_panicking_result_callback_is_caught_and_the_run_goes_on() {
     assert!(run.is_success());
     assert_eq!(calls.load(Ordering::SeqCst), 1 + WIDE + 1);
 }
+
+/// A checkpointed run whose task never returns still ends at its deadline
+/// and at a cancel: the checkpoint writer does not wait for the stuck task.
+#[test]
+fn a_stuck_task_does_not_hold_a_checkpointed_run_past_its_deadline_or_cancel() {
+    use conveyor::CancelToken;
+    use std::time::Duration;
+    let (release, stuck) = crossbeam_channel::bounded::<()>(0);
+    let pipeline: Pipeline<u64> = Pipeline::builder("stuck")
+        .step([Task::from_fn("fine", |c| Ok(*c.input()))])
+        .step([
+            Task::from_fn("quick", |c| Ok(*c.input() + 1)).executor(ExecutorConfig::pool(2)),
+            Task::from_fn("stuck", move |_| {
+                let _ = stuck.recv_timeout(common::BOUND);
+                Ok(0)
+            })
+            .executor(ExecutorConfig::pool(2)),
+        ])
+        .build()
+        .unwrap();
+    let pipeline = Arc::new(pipeline);
+    let store = Arc::new(MemoryCheckpointStore::new());
+
+    let (p, s) = (Arc::clone(&pipeline), Arc::clone(&store));
+    let run = common::within(Duration::from_secs(20), move || {
+        let options = RunOptions::new().timeout(Duration::from_millis(200));
+        PipelineExecutor::builder()
+            .build()
+            .unwrap()
+            .execute_with_checkpoint_and_options(&p, 7, &options, &*s)
+            .unwrap()
+    });
+    assert!(
+        matches!(run.failure(), Some(conveyor::RunError::Timeout { .. })),
+        "{:?}",
+        run.failure()
+    );
+    let saved = Checkpoint::<u64>::load(&*store).unwrap().unwrap();
+    assert_eq!(saved.completed.len(), 1, "the finished step was saved");
+    assert_eq!(
+        saved.pending.len(),
+        1,
+        "and the task that finished in the stuck step"
+    );
+
+    let token = CancelToken::new();
+    let (p, s, t) = (Arc::clone(&pipeline), Arc::clone(&store), token.clone());
+    let cancel = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        t.cancel();
+    });
+    let run = common::within(Duration::from_secs(20), move || {
+        let options = RunOptions::new().cancel_token(token).timeout(Duration::MAX);
+        PipelineExecutor::builder()
+            .build()
+            .unwrap()
+            .execute_with_checkpoint_and_options(&p, 7, &options, &*s)
+            .unwrap()
+    });
+    cancel.join().unwrap();
+    assert_eq!(run.status(), conveyor::ExecutionStatus::Cancelled);
+    assert_eq!(run.restored(), 1);
+    drop(release);
+}
+
+/// A task may run a checkpointed pipeline of its own: each run has its own
+/// log and writer.
+#[test]
+fn nested_checkpointed_runs_keep_their_own_logs() {
+    let inner: Arc<Pipeline<u64>> = Arc::new(
+        Pipeline::builder("inner")
+            .step([Task::from_fn("double", |c| Ok(*c.input() * 2)).executor(ExecutorConfig::pool(1))])
+            .build()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let inner_path = dir.path().join("inner.ckpt");
+    let outer: Pipeline<u64> = Pipeline::builder("outer")
+        .step([Task::from_fn("nest", move |c| {
+            let store = conveyor::checkpoint::FileCheckpointStore::new(&inner_path);
+            let run =
+                PipelineExecutor::builder()
+                    .build()?
+                    .execute_with_checkpoint(&inner, *c.input(), &store)?;
+            Ok(*run.output()?.get("double").unwrap_or(&0))
+        })
+        .executor(ExecutorConfig::pool(1))])
+        .build()
+        .unwrap();
+    let store = conveyor::checkpoint::FileCheckpointStore::new(dir.path().join("outer.ckpt"));
+    let run = common::within(common::BOUND, move || {
+        PipelineExecutor::builder()
+            .build()
+            .unwrap()
+            .execute_with_checkpoint(&outer, 21, &store)
+            .unwrap()
+    });
+    assert_eq!(run.output().unwrap().get("nest"), Some(&42));
+    for name in ["inner.ckpt", "outer.ckpt"] {
+        let store = conveyor::checkpoint::FileCheckpointStore::new(dir.path().join(name));
+        assert!(
+            Checkpoint::<u64>::load(&store).unwrap().unwrap().finished,
+            "{name}"
+        );
+    }
+}

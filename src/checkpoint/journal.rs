@@ -95,6 +95,10 @@ enum Entry {
         step: Arc<str>,
         written: Sender<()>,
     },
+    /// The run is over. The writer stops here, not when every sender is
+    /// gone: a task that outlived the run's deadline still holds one, and
+    /// the run must not wait for it.
+    Close,
 }
 
 /// The first error, shared by the workers, the walk and the writer.
@@ -165,6 +169,7 @@ impl<'scope, T> Journal<'scope, T> {
     /// # Errors
     /// The first error any save met.
     pub(crate) fn close(self) -> Result<(), CheckpointError> {
+        let _ = self.tx.send(Entry::Close);
         drop(self.tx);
         if self.writer.join().is_err() {
             // The writer runs only store code and observers, both under
@@ -281,6 +286,7 @@ fn write(
                 (record, None)
             }
             Entry::Step { bytes, step, .. } => (bytes, Some(step)),
+            Entry::Close => break,
         };
         if failure.check().is_err() {
             if let Entry::Step { written, .. } = &entry {

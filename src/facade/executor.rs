@@ -937,16 +937,23 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
 }
 
 impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T> {
-    /// [`execute`](Self::execute), saving the run's progress to `store`
-    /// after every step, and resuming from it when it holds a checkpoint.
+    /// [`execute`](Self::execute), saving the run's progress to `store` as
+    /// it goes, and resuming from it when it holds a checkpoint.
     ///
-    /// With an empty store the run starts at the first step. With a
-    /// checkpoint of this pipeline and this input, the steps it records are
+    /// With an empty store a new log is created and the run starts at the
+    /// first step. Every task that succeeds is appended to the log with its
+    /// value as soon as it returns, and every step the run moves on from is
+    /// appended once its records are in (see [`checkpoint`](crate::checkpoint)).
+    /// With a log of this pipeline and this input, the steps it records are
     /// not run again: their contexts come back into the run's chain, and the
     /// run continues with the step after them, which sees the last one's
-    /// results as its previous results. A run that aborts or is cancelled
-    /// leaves the checkpoint at the last step that completed, so calling
-    /// again resumes there; a finished run marks the checkpoint finished.
+    /// results as its previous results; of that step, the tasks the log
+    /// holds are not run again either. A run that aborts or is cancelled
+    /// leaves the log at the last step that completed, plus the tasks of
+    /// the next one that succeeded, so calling again resumes there; a
+    /// finished run's last record marks the log finished. A record a kill
+    /// cut short is dropped. The resumed run keeps the saved run's
+    /// [`RunId`], and its observers hear what was restored.
     /// Calling again with a finished checkpoint returns that run as it was
     /// saved, every context restored and nothing run again: a job killed
     /// after its last save still gets its output. To start over, clear the
@@ -986,10 +993,13 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
     /// [`Version`](crate::CheckpointError::Version),
     /// [`Mismatch`](crate::CheckpointError::Mismatch) for another pipeline or input,
     /// [`Io`](crate::CheckpointError::Io)),
-    /// none of which change the store; and while running,
+    /// none of which change the store (apart from cutting off a torn last
+    /// record); and while running,
     /// [`CheckpointError::Io`](crate::CheckpointError::Io) or
     /// [`CheckpointError::Serialize`](crate::CheckpointError::Serialize) when
-    /// progress cannot be saved.
+    /// progress cannot be saved (a result type the codec cannot read back
+    /// fails at its first save). A save error ends the run at the next step
+    /// boundary; what was saved before it stays in the log.
     pub fn execute_with_checkpoint(
         &self,
         pipeline: &Pipeline<T>,
