@@ -166,6 +166,12 @@ impl ExecutorFactory {
 
     /// Checks that every task of `step` names an executor that exists.
     pub(crate) fn check<T>(&self, step: &Step<T>) -> Result<(), BuildError> {
+        if step.uniform {
+            return match step.tasks.first() {
+                Some(first) => self.config_for(first, &step.name).map(drop),
+                None => Ok(()),
+            };
+        }
         let mut last: Option<&ExecutorRef> = None;
         for task in step.tasks.iter() {
             // Steps usually repeat one choice; resolve each run of it once.
@@ -184,7 +190,12 @@ impl ExecutorFactory {
         let mut sole: Option<Arc<ThreadPool>> = None;
         for step in steps {
             let mut last: Option<&ExecutorRef> = None;
-            for task in step.tasks.iter() {
+            let tasks = if step.uniform {
+                &step.tasks[..step.tasks.len().min(1)]
+            } else {
+                &step.tasks[..]
+            };
+            for task in tasks {
                 if last == Some(&task.executor) {
                     continue;
                 }
@@ -218,7 +229,7 @@ impl ExecutorFactory {
             }
         };
         // The common case: every task asks for the same executor.
-        if tasks.iter().all(|t| t.executor == first.executor) {
+        if step.uniform {
             let config = self.config_for(first, &step.name)?;
             let dispatch = self.dispatch(&config, site(0))?;
             return Ok(ExecutionPlan {

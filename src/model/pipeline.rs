@@ -107,6 +107,8 @@ impl<T> Pipeline<T> {
                 .iter()
                 .map(|t| t.clone().executor(config.clone()))
                 .collect();
+            // Every task now names `config`.
+            step.uniform = true;
             b.step(step)
         });
         // The builder checks only names and thresholds, which are the

@@ -35,14 +35,25 @@ pub struct Step<T> {
     /// Whether the name follows the tasks (`of`, `step_with`), so adding a
     /// task renames the step.
     named_by_tasks: bool,
+    /// Whether every task names the same executor: kept as the tasks
+    /// change, so that planning a step of 10,000 tasks does not compare
+    /// 10,000 executor names on every run.
+    pub(crate) uniform: bool,
+}
+
+/// Whether every task of `tasks` names the same executor.
+fn uniform<T>(tasks: &[Task<T>]) -> bool {
+    tasks.windows(2).all(|w| w[0].executor == w[1].executor)
 }
 
 impl<T> Step<T> {
     /// A step named `name` running `tasks`.
     pub fn new(name: impl Into<Arc<str>>, tasks: impl IntoIterator<Item = Task<T>>) -> Self {
+        let tasks: Arc<[Task<T>]> = tasks.into_iter().collect();
         Self {
             name: name.into(),
-            tasks: tasks.into_iter().collect(),
+            uniform: uniform(&tasks),
+            tasks,
             strategy: EvaluationStrategy::default(),
             edges: Edges::default(),
             timeout: None,
@@ -88,6 +99,7 @@ impl<T> Step<T> {
         let mut tasks: Vec<Task<T>> = self.tasks.iter().cloned().collect();
         tasks.push(task);
         self.tasks = tasks.into();
+        self.uniform = uniform(&self.tasks);
         if self.named_by_tasks {
             self.name = name_of(&self.tasks).into();
         }
@@ -119,6 +131,7 @@ impl<T> Step<T> {
                 _ => t.clone(),
             })
             .collect();
+        self.uniform = uniform(&self.tasks);
         self
     }
 
@@ -128,6 +141,7 @@ impl<T> Step<T> {
         let tasks: Arc<[Task<T>]> = tasks.into_iter().collect();
         Self {
             name: name_of(&tasks).into(),
+            uniform: uniform(&tasks),
             tasks,
             strategy: EvaluationStrategy::default(),
             edges: Edges::default(),
@@ -296,6 +310,7 @@ impl<T> Clone for Step<T> {
             edges: self.edges.clone(),
             timeout: self.timeout,
             named_by_tasks: self.named_by_tasks,
+            uniform: self.uniform,
         }
     }
 }
