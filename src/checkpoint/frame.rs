@@ -114,6 +114,15 @@ impl<R: BufRead> LogReader<R> {
         let got =
             read_up_to(&mut inner, &mut head).map_err(|e| corrupt(format!("it cannot be read: {e}")))?;
         if got < MAGIC.len() || head[..MAGIC.len()] != MAGIC[..] {
+            // Format 1 was one JSON document behind a text header: name its
+            // version, so that an upgrade reads as one.
+            if head[..got].starts_with(b"conveyor-che") {
+                return Err(CheckpointError::Version {
+                    path: path.map(Path::to_owned),
+                    expected: CHECKPOINT_FORMAT,
+                    found: 1,
+                });
+            }
             return Err(corrupt("not a conveyor checkpoint".into()));
         }
         if got < PREAMBLE {

@@ -2,12 +2,12 @@
 //! store.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Cursor, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{CheckpointError, IoOperation};
 
@@ -397,14 +397,46 @@ impl MemoryCheckpointStore {
     }
 }
 
+/// A reader over a memory store's bytes, holding its lock.
+struct Held<'a> {
+    bytes: MutexGuard<'a, Option<Vec<u8>>>,
+    at: usize,
+}
+
+impl Held<'_> {
+    fn rest(&self) -> &[u8] {
+        self.bytes.as_deref().map_or(&[], |b| &b[self.at.min(b.len())..])
+    }
+}
+
+impl io::Read for Held<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.rest().len().min(buf.len());
+        buf[..n].copy_from_slice(&self.rest()[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl BufRead for Held<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        Ok(self.rest())
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.at += amt;
+    }
+}
+
 impl CheckpointStore for MemoryCheckpointStore {
     fn open(&self) -> Result<Option<Box<dyn BufRead + '_>>, CheckpointError> {
-        // A copy: the store must stay appendable while a reader is alive.
-        Ok(self
-            .bytes
-            .lock()
-            .clone()
-            .map(|b| Box::new(Cursor::new(b)) as Box<dyn BufRead>))
+        // The reader holds the lock, so a load reads the bytes in place
+        // instead of copying them; nothing appends while a run loads.
+        let bytes = self.bytes.lock();
+        if bytes.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(Held { bytes, at: 0 })))
     }
 
     fn create(&self, bytes: &[u8]) -> Result<(), CheckpointError> {

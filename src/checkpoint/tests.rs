@@ -37,6 +37,8 @@ fn progress(p: &Pipeline<Vec<f64>>, input: &[f64]) -> Checkpoint<Vec<f64>> {
     let mut c = Checkpoint::new(p, Some(Fingerprint::of_value(input).unwrap()), run.chain());
     c.completed = p.steps().iter().map(|s| Arc::clone(&s.name)).collect();
     c.next = Some(Arc::clone(&p.steps()[0].name));
+    // A fixed id keeps the encoding, and so every length, the same.
+    c.run = crate::ids::RunId::from(0x0123_4567_89ab_cdef);
     c
 }
 
@@ -448,4 +450,31 @@ fn memory_store_counts_durable_writes() {
     assert_eq!(store.load().unwrap().as_deref(), Some(&b"xy"[..]));
     store.clear().unwrap();
     assert_eq!(Checkpoint::<u8>::load(&store).unwrap().map(|c| c.format), None);
+}
+
+#[test]
+fn a_format_1_checkpoint_is_a_version_error() {
+    let old = b"conveyor-checkpoint v1 len=2 fnv1a64=0123456789abcdef\n{}";
+    let err = Checkpoint::<u8>::decode(old, Some(Path::new("job.ckpt"))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CheckpointError::Version {
+                expected: 2,
+                found: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_memory_store_reads_in_place_and_appends_after() {
+    let bytes = valid_bytes();
+    let store = MemoryCheckpointStore::with_bytes(bytes.clone());
+    let loaded = Checkpoint::<Vec<f64>>::load(&store).unwrap().unwrap();
+    store.append(b"tail").unwrap();
+    assert_eq!(store.load().unwrap().unwrap().len(), bytes.len() + 4);
+    assert_eq!(loaded.completed.len(), 3);
 }
