@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender};
-use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use super::attempt::{Attempts, Progress, attempt, run_task};
@@ -176,14 +175,13 @@ fn join_here<T: Send + Sync + 'static>(
     pooled: &mut Vec<Arc<GroupRun<T>>>,
 ) {
     let tx = senders.map(|(tx, _)| tx);
-    let retries = Mutex::new(Vec::new());
-    let (target, done) = match group.dispatch {
+    let (target, progress) = match group.dispatch {
         Dispatch::Inline => return run_inline(run, &group.tasks, |o| processor.accept(o)),
         Dispatch::Pool(pool) => {
-            let done = pool.install(|| collect_par(&group.tasks, run, &retries));
-            (Target::Pool(pool), done)
+            let progress = pool.install(|| collect_par(&group.tasks, run));
+            (Target::Pool(pool), progress)
         }
-        Dispatch::Global => (Target::Global, collect_par(&group.tasks, run, &retries)),
+        Dispatch::Global => (Target::Global, collect_par(&group.tasks, run)),
         // Never chosen to run here; handed to its executor instead.
         dispatch @ (Dispatch::ThreadPerTask | Dispatch::Custom(_)) => {
             if let Some(tx) = tx {
@@ -193,9 +191,16 @@ fn join_here<T: Send + Sync + 'static>(
             return;
         }
     };
-    let whole = matches!(&group.tasks, TaskIndices::Range(r) if r.start == 0 && r.end == run.tasks.len());
-    processor.adopt(done, whole);
-    let retries = retries.into_inner();
+    let mut retries = Vec::new();
+    for (index, step) in progress {
+        match step {
+            Progress::Done(outcome) => processor.accept(outcome),
+            Progress::Retry { delay, attempts } => {
+                let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
+                retries.push((index, attempts, due));
+            }
+        }
+    }
     if let (false, Some((tx, wake))) = (retries.is_empty(), senders) {
         pooled.push(GroupRun::of_retries(
             Arc::clone(run),
@@ -208,29 +213,14 @@ fn join_here<T: Send + Sync + 'static>(
 }
 
 /// Makes one attempt at every task of a group, in parallel on the current
-/// pool, and returns the outcomes in declaration order; a task to be
-/// retried leaves its slot empty and goes into `retries`, with when it is
-/// due.
+/// pool, and returns where each was left, in declaration order.
 ///
 /// The caller joins this group in place with rayon's indexed `collect`, one
 /// slot per task: with every task writing into one channel, the channel's
 /// tail was the one cache line all workers fought over, which made a
-/// 10,000-task no-op step slower on two threads than on one. For a group
-/// that is the whole step, the collected vector becomes the result
-/// processor's slots as it is, with no second pass or copy.
-fn collect_par<T: Send + Sync>(
-    tasks: &TaskIndices,
-    run: &StepRun<T>,
-    retries: &Mutex<Vec<(usize, Attempts, Instant)>>,
-) -> Vec<Option<Outcome<T>>> {
-    let one = |i: usize| match attempt(run, i, Attempts::default()) {
-        Progress::Done(outcome) => Some(outcome),
-        Progress::Retry { delay, attempts } => {
-            let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
-            retries.lock().push((i, attempts, due));
-            None
-        }
-    };
+/// 10,000-task no-op step slower on two threads than on one.
+fn collect_par<T: Send + Sync>(tasks: &TaskIndices, run: &StepRun<T>) -> Vec<(usize, Progress<T>)> {
+    let one = |i: usize| (i, attempt(run, i, Attempts::default()));
     match tasks {
         TaskIndices::Range(r) => r.clone().into_par_iter().map(one).collect(),
         TaskIndices::List(v) => v.par_iter().map(|&i| one(i)).collect(),

@@ -61,21 +61,6 @@ impl<T> ResultProcessor<T> {
         *slot = Some(outcome);
     }
 
-    /// Takes the outcomes a group joined in place left, `None` where a task
-    /// will be retried. When they are the whole step in declaration order
-    /// (`whole`) and nothing was taken yet, the vector becomes the slots as
-    /// it is.
-    pub(crate) fn adopt(&mut self, outcomes: Vec<Option<Outcome<T>>>, whole: bool) {
-        if whole && self.received == 0 && outcomes.len() == self.slots.len() {
-            self.received = outcomes.iter().filter(|o| o.is_some()).count();
-            self.slots = outcomes;
-        } else {
-            for outcome in outcomes.into_iter().flatten() {
-                self.accept(outcome);
-            }
-        }
-    }
-
     /// Whether every task has reported.
     pub(crate) fn complete(&self) -> bool {
         self.received == self.slots.len()
