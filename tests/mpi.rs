@@ -27,6 +27,19 @@ static RANK: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// kills it if it outlives `limit`.
 fn mpirun(scenario: &str, dir: &Path, extra: &[(&str, &str)], limit: Duration) -> (Output, Duration) {
     let exe = std::env::current_exe().unwrap();
+    let args = ["child", "--exact", "--nocapture", "--test-threads=1"].map(String::from);
+    launch(&exe, &args, scenario, dir, extra, limit)
+}
+
+/// Starts `mpirun -np 3` on `program`, killing it if it outlives `limit`.
+fn launch(
+    program: &Path,
+    args: &[String],
+    scenario: &str,
+    dir: &Path,
+    extra: &[(&str, &str)],
+    limit: Duration,
+) -> (Output, Duration) {
     let mut command = Command::new("timeout");
     command
         .args(["-k", "5", &limit.as_secs().to_string()])
@@ -40,9 +53,7 @@ fn mpirun(scenario: &str, dir: &Path, extra: &[(&str, &str)], limit: Duration) -
     for (k, v) in extra {
         command.args(["-x", k]).env(k, v);
     }
-    command
-        .arg(exe)
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"]);
+    command.arg(program).args(args);
     let started = Instant::now();
     let output = command.output().expect("mpirun and timeout are installed");
     (output, started.elapsed())
@@ -452,4 +463,70 @@ fn without_a_launcher_init_is_a_typed_error() {
     }
     // This process was started by cargo, not by mpirun.
     assert!(matches!(Cluster::init(), Err(ClusterError::NotLaunched)));
+}
+
+/// The batch example, built with the feature next to this test binary
+/// (`cargo build --features mpi --example batch`; `.ci/run` does).
+fn batch_example() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).unwrap();
+    let batch = profile.join("examples").join("batch");
+    assert!(
+        batch.exists(),
+        "{} is missing: run `cargo build --features mpi --example batch` first",
+        batch.display()
+    );
+    batch
+}
+
+#[test]
+fn the_batch_example_gives_byte_identical_results_under_mpirun() {
+    if std::env::var_os(SCENARIO).is_some() {
+        return;
+    }
+    let batch = batch_example();
+    let dir = tempfile::tempdir().unwrap();
+    let flags = |out: &str| {
+        [
+            "--records",
+            "60000",
+            "--shards",
+            "12",
+            "--threads",
+            "1",
+            "--output",
+            out,
+            "--report",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([dir.path().join(format!("{out}.report")).display().to_string()])
+        .collect::<Vec<_>>()
+    };
+    let distributed = dir.path().join("mpi.json").display().to_string();
+    let mut args = flags(&distributed);
+    args.push("--mpi".to_owned());
+    let (output, _) = launch(&batch, &args, "batch", dir.path(), &[], Duration::from_secs(120));
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        lines(&output, "checksum").count() == 1,
+        "only rank 0 reports: {}",
+        text(&output)
+    );
+    let local = dir.path().join("local.json").display().to_string();
+    let here = Command::new(&batch)
+        .args(flags(&local))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(here.status.success(), "{}", text(&here));
+    let (a, b) = (
+        std::fs::read(&distributed).unwrap(),
+        std::fs::read(&local).unwrap(),
+    );
+    assert!(a.len() > 60_000, "every step's results are in the file");
+    assert!(
+        a == b,
+        "the distributed run's results differ from the local run's"
+    );
 }
