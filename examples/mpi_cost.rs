@@ -14,7 +14,10 @@ const STEPS: usize = 200;
 /// The run's input: how many rounds of the busy loop make a millisecond
 /// on rank 0, so every rank does the same work whatever its speed.
 fn rounds_per_ms(input: &Vec<u8>) -> Result<u64, TaskError> {
-    let bytes: [u8; 8] = input.as_slice().try_into().map_err(|_| TaskError::msg("input is 8 bytes"))?;
+    let bytes: [u8; 8] = input
+        .as_slice()
+        .try_into()
+        .map_err(|_| TaskError::msg("input is 8 bytes"))?;
     Ok(u64::from_le_bytes(bytes))
 }
 
