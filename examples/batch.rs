@@ -10,7 +10,7 @@ use conveyor::bench::ChromeTrace;
 use conveyor::checkpoint::{CheckpointStore, FileCheckpointStore};
 use conveyor::signal::{CheckpointEvent, ContextEvent, PipelineEvent, TaskEvent};
 use conveyor::{
-    BuildError, ExecutorConfig, Observer, Pipeline, PipelineExecutor, RunError, Step, Task, TaskContext,
+    BuildError, ExecutorConfig, Observer, Pipeline, PipelineExecutor, Run, RunError, Step, Task, TaskContext,
     TaskError,
 };
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,16 @@ struct Args {
     /// tasks (`report`, ...).
     #[arg(long, value_name = "FILE")]
     pipeline: Option<PathBuf>,
+    /// Run as an MPI job: start it with `mpirun -np N`; rank 0 prints
+    /// and writes everything, the other ranks only work. Needs the `mpi`
+    /// cargo feature (`cargo build --release --features mpi --example
+    /// batch`).
+    #[arg(long)]
+    mpi: bool,
+    /// Write every step's results, serialised (JSON), to PATH: equal
+    /// files mean equal results, however the job ran.
+    #[arg(long, value_name = "PATH")]
+    output: Option<PathBuf>,
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {
@@ -456,6 +466,89 @@ fn rate(records: usize, wall: Duration) -> f64 {
     records as f64 / wall.as_secs_f64().max(1e-9) / 1e6
 }
 
+/// Runs the job in this process.
+fn run_here(
+    args: &Args,
+    executor: &PipelineExecutor<Data>,
+    pipeline: &Pipeline<Data>,
+    input: Data,
+) -> Result<Run<Data>, RunError> {
+    match &args.checkpoint {
+        Some(path) => {
+            let store = FileCheckpointStore::new(path);
+            if args.fresh {
+                store.clear()?;
+            }
+            executor.execute_with_checkpoint(pipeline, input, &store)
+        }
+        None => executor.execute(pipeline, input),
+    }
+}
+
+/// `--mpi`: the same job on every rank of an MPI job.
+#[cfg(feature = "mpi")]
+mod distributed {
+    use super::{Args, Data, with_causes};
+    use conveyor::checkpoint::{CheckpointStore, FileCheckpointStore};
+    use conveyor::mpi::Cluster;
+    use conveyor::{Pipeline, PipelineExecutor, Run, RunOptions};
+
+    pub(super) fn join() -> Result<Cluster, String> {
+        Cluster::init().map_err(|e| e.to_string())
+    }
+
+    /// Rank 0 gets the run; the others `None`. Only rank 0 touches the
+    /// checkpoint.
+    pub(super) fn run(
+        cluster: &Cluster,
+        args: &Args,
+        executor: &PipelineExecutor<Data>,
+        pipeline: &Pipeline<Data>,
+        input: Data,
+    ) -> Result<Option<Run<Data>>, String> {
+        let options = RunOptions::new();
+        let run = match &args.checkpoint {
+            Some(path) => {
+                let store = FileCheckpointStore::new(path);
+                if args.fresh && cluster.is_root() {
+                    store.clear().map_err(|e| with_causes(&e))?;
+                }
+                cluster.execute_with_checkpoint(executor, pipeline, input, &options, &store)
+            }
+            None => cluster.execute_with(executor, pipeline, input, &options),
+        };
+        run.map_err(|e| with_causes(&e))
+    }
+}
+
+/// `--mpi` in a build without the feature: say how to get it.
+#[cfg(not(feature = "mpi"))]
+mod distributed {
+    use super::{Args, Data};
+    use conveyor::{Pipeline, PipelineExecutor, Run};
+
+    /// Stands in for the cluster of an MPI build; never made.
+    pub(super) enum Cluster {}
+
+    pub(super) fn join() -> Result<Cluster, String> {
+        Err("--mpi needs the `mpi` feature: build with \
+             `cargo build --release --features mpi --example batch` \
+             (MPI and libclang installed), then run \
+             `mpirun -np 3 target/release/examples/batch --mpi`"
+            .to_owned())
+    }
+
+    pub(super) fn run(
+        cluster: &Cluster,
+        _: &Args,
+        _: &PipelineExecutor<Data>,
+        _: &Pipeline<Data>,
+        _: Data,
+    ) -> Result<Option<Run<Data>>, String> {
+        match *cluster {}
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let threads = args
@@ -479,30 +572,57 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let run = builder.build().map_err(RunError::from).and_then(|executor| {
-        let input = Data::Job {
-            records: args.records,
-            shards: args.shards,
-            seed: args.seed,
-        };
-        match &args.checkpoint {
-            Some(path) => {
-                let store = FileCheckpointStore::new(path);
-                if args.fresh {
-                    store.clear()?;
-                }
-                executor.execute_with_checkpoint(&pipeline, input, &store)
-            }
-            None => executor.execute(&pipeline, input),
-        }
-    });
-    let run = match run {
-        Ok(run) => run,
+    let executor = match builder.build() {
+        Ok(executor) => executor,
         Err(e) => {
             eprintln!("batch: {}", with_causes(&e));
             return ExitCode::FAILURE;
         }
     };
+    let input = Data::Job {
+        records: args.records,
+        shards: args.shards,
+        seed: args.seed,
+    };
+    // Kept until `main` returns: dropping it ends MPI on this rank.
+    let _cluster;
+    let run = if args.mpi {
+        match distributed::join() {
+            Ok(cluster) => {
+                let run = distributed::run(&cluster, &args, &executor, &pipeline, input);
+                _cluster = cluster;
+                run
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        run_here(&args, &executor, &pipeline, input)
+            .map(Some)
+            .map_err(|e| with_causes(&e))
+    };
+    let run = match run {
+        Ok(Some(run)) => run,
+        // Another rank of an MPI job: rank 0 reports.
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("batch: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.output {
+        let steps: Vec<(&str, Vec<(&str, &Data)>)> = run
+            .chain()
+            .iter()
+            .map(|c| (c.step(), c.state().results().iter().collect()))
+            .collect();
+        let written = serde_json::to_vec(&steps)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("batch: could not write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
 
     println!(
         "batch: {} records in {} shards, {} threads, seed {}",

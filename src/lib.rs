@@ -87,6 +87,8 @@ pub mod error;
 mod facade;
 mod ids;
 mod model;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod pointy;
 mod records;
 mod status;

@@ -61,87 +61,139 @@ pub(crate) struct ExecutionCoordinator;
 impl ExecutionCoordinator {
     /// Runs the step's tasks, all but those in `restored`: tasks that
     /// succeeded in an earlier process, whose outcomes count as they are.
+    #[cfg(test)]
     pub(crate) fn run<T: Send + Sync + 'static>(
         run: StepRun<T>,
         plan: ExecutionPlan,
         strategy: &EvaluationStrategy,
         restored: Vec<Outcome<T>>,
     ) -> StepOutcome<T> {
+        Self::run_gathered(run, plan, strategy, restored, Vec::new())
+    }
+
+    /// [`run`](Self::run), where `gathered` are outcomes of tasks that this
+    /// run already ran elsewhere (on other processes of an MPI job): they
+    /// count as they are, like the restored ones, but are not marked
+    /// restored. Whoever gathered them told the observers and the hooks.
+    pub(crate) fn run_gathered<T: Send + Sync + 'static>(
+        run: StepRun<T>,
+        plan: ExecutionPlan,
+        strategy: &EvaluationStrategy,
+        restored: Vec<Outcome<T>>,
+        gathered: Vec<Outcome<T>>,
+    ) -> StepOutcome<T> {
         let queued = run.clock.now();
         let run = Arc::new(run);
         let mut processor = ResultProcessor::new(run.tasks.len());
         let mut done = Vec::new();
-        let plan = if restored.is_empty() {
+        let mut marked = Vec::new();
+        let plan = if restored.is_empty() && gathered.is_empty() {
             plan
         } else {
             done.resize(run.tasks.len(), false);
+            marked.resize(run.tasks.len(), false);
             for outcome in restored {
                 done[outcome.index] = true;
-                announce_restored(&run, &outcome);
+                marked[outcome.index] = true;
+                announce(&run, &outcome, true);
+                processor.accept(outcome);
+            }
+            for outcome in gathered {
+                done[outcome.index] = true;
                 processor.accept(outcome);
             }
             plan.without(&done)
         };
-        let watched = run.deadline.is_some() || run.cancel.is_some();
-        let mut groups = plan.groups;
-        let here = groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| match g.dispatch {
-                Dispatch::Inline => true,
-                Dispatch::Pool(_) | Dispatch::Global => !watched,
-                Dispatch::ThreadPerTask | Dispatch::Custom(_) => false,
-            })
-            .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
-            .map(|(i, _)| i);
-        let local = here.map(|i| groups.swap_remove(i));
-        let joins_pool = local
-            .as_ref()
-            .is_some_and(|g| matches!(g.dispatch, Dispatch::Pool(_) | Dispatch::Global));
-        let retries = || {
-            run.tasks
-                .iter()
-                .any(|t| t.retry.as_deref().is_some_and(|p| p.max_attempts() > 1))
-        };
-        // Inline-only steps need no channel: every outcome is handed over
-        // on this thread.
-        let channel = (!groups.is_empty() || (joins_pool && retries()))
-            .then(|| crossbeam_channel::bounded::<Outcome<T>>(run.tasks.len().max(1)));
-        let mut pooled: Vec<Arc<GroupRun<T>>> = Vec::new();
-        // Retries can only be delayed where outcomes travel over a channel,
-        // so the wake-up channel exists exactly when that one does.
-        let (wake, woken) = channel
-            .as_ref()
-            .map(|_| crossbeam_channel::bounded::<()>(1))
-            .unzip();
-        if let (Some((tx, _)), Some(wake)) = (&channel, &wake) {
-            for group in groups {
-                dispatch(&run, group, tx, wake, &mut pooled);
-            }
-        }
-        if let Some(group) = local {
-            let senders = channel.as_ref().map(|c| &c.0).zip(wake.as_ref());
-            join_here(&run, group, &mut processor, senders, &mut pooled);
-        }
-        // `wake` stays alive until the step is judged: a closed wake-up
-        // channel would fire the select at once, again and again.
-        let rx = channel.map(|(tx, rx)| {
-            drop(tx);
-            rx
-        });
-        let halt = wait(&run, rx, woken.as_ref(), &mut processor, &pooled);
-        drop(wake);
+        let halt = execute(&run, plan, &mut processor);
         let mut outcome = processor.judge(&run, queued, strategy, halt);
-        for (metrics, restored) in outcome.tasks.iter_mut().zip(done) {
+        for (metrics, restored) in outcome.tasks.iter_mut().zip(marked) {
             metrics.restored = restored;
         }
         outcome
     }
+
+    /// Runs only the tasks that `only` marks and hands back their outcomes,
+    /// unjudged, in declaration order: one process's share of a step that
+    /// several share. A task the wait gave up on (a cancel, the deadline)
+    /// comes back cancelled or timed out, as in a judged step.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn run_only<T: Send + Sync + 'static>(
+        run: StepRun<T>,
+        plan: ExecutionPlan,
+        only: &[bool],
+    ) -> Vec<Outcome<T>> {
+        let run = Arc::new(run);
+        let mut processor = ResultProcessor::new(run.tasks.len());
+        let others: Vec<bool> = only.iter().map(|&o| !o).collect();
+        processor.skip(&others);
+        let halt = execute(&run, plan.without(&others), &mut processor);
+        processor.into_outcomes(&run, only, halt)
+    }
 }
 
-/// Tells observers about a task restored from a checkpoint, as a task that
-/// started and finished, marked restored.
-fn announce_restored<T>(run: &StepRun<T>, outcome: &Outcome<T>) {
+/// Dispatches every group of `plan` and waits for their outcomes, handing
+/// each to `processor`; see the module docs. Returns why it stopped early.
+fn execute<T: Send + Sync + 'static>(
+    run: &Arc<StepRun<T>>,
+    plan: ExecutionPlan,
+    processor: &mut ResultProcessor<T>,
+) -> Option<Halt> {
+    let watched = run.deadline.is_some() || run.cancel.is_some();
+    let mut groups = plan.groups;
+    let here = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| match g.dispatch {
+            Dispatch::Inline => true,
+            Dispatch::Pool(_) | Dispatch::Global => !watched,
+            Dispatch::ThreadPerTask | Dispatch::Custom(_) => false,
+        })
+        .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
+        .map(|(i, _)| i);
+    let local = here.map(|i| groups.swap_remove(i));
+    let joins_pool = local
+        .as_ref()
+        .is_some_and(|g| matches!(g.dispatch, Dispatch::Pool(_) | Dispatch::Global));
+    let retries = || {
+        run.tasks
+            .iter()
+            .any(|t| t.retry.as_deref().is_some_and(|p| p.max_attempts() > 1))
+    };
+    // Inline-only steps need no channel: every outcome is handed over
+    // on this thread.
+    let channel = (!groups.is_empty() || (joins_pool && retries()))
+        .then(|| crossbeam_channel::bounded::<Outcome<T>>(run.tasks.len().max(1)));
+    let mut pooled: Vec<Arc<GroupRun<T>>> = Vec::new();
+    // Retries can only be delayed where outcomes travel over a channel,
+    // so the wake-up channel exists exactly when that one does.
+    let (wake, woken) = channel
+        .as_ref()
+        .map(|_| crossbeam_channel::bounded::<()>(1))
+        .unzip();
+    if let (Some((tx, _)), Some(wake)) = (&channel, &wake) {
+        for group in groups {
+            dispatch(run, group, tx, wake, &mut pooled);
+        }
+    }
+    if let Some(group) = local {
+        let senders = channel.as_ref().map(|c| &c.0).zip(wake.as_ref());
+        join_here(run, group, processor, senders, &mut pooled);
+    }
+    // `wake` stays alive until the step is judged: a closed wake-up
+    // channel would fire the select at once, again and again.
+    let rx = channel.map(|(tx, rx)| {
+        drop(tx);
+        rx
+    });
+    let halt = wait(run, rx, woken.as_ref(), processor, &pooled);
+    drop(wake);
+    halt
+}
+
+/// Tells observers about a task that ran in another process, as a task
+/// that started and finished: restored from a checkpoint, or run by
+/// another rank of an MPI job.
+pub(crate) fn announce<T>(run: &StepRun<T>, outcome: &Outcome<T>, restored: bool) {
     if run.emitter.is_empty() {
         return;
     }
@@ -149,7 +201,7 @@ fn announce_restored<T>(run: &StepRun<T>, outcome: &Outcome<T>) {
         run: run.run_id,
         pipeline: &run.pipeline,
         total_tasks: run.total_tasks,
-        restored: true,
+        restored,
         step: &run.step,
         context: run.context,
         task: &run.tasks[outcome.index].name,
@@ -160,6 +212,7 @@ fn announce_restored<T>(run: &StepRun<T>, outcome: &Outcome<T>) {
     };
     run.emitter.emit(|o| o.task_started(&event));
     let event = TaskEvent {
+        error: outcome.result.as_ref().err().map(|e| &**e),
         elapsed: outcome.finished.saturating_sub(outcome.started),
         ..event
     };

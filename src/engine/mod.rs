@@ -11,6 +11,7 @@ pub(crate) mod plan;
 pub(crate) mod pools;
 pub(crate) mod processor;
 pub(crate) mod registry;
+pub(crate) mod remote;
 pub(crate) mod signal;
 pub(crate) mod state_manager;
 pub(crate) mod step_run;

@@ -61,6 +61,39 @@ impl<T> ResultProcessor<T> {
         *slot = Some(outcome);
     }
 
+    /// Expects no outcome from the tasks `skipped` marks: they run
+    /// elsewhere.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn skip(&mut self, skipped: &[bool]) {
+        self.received += skipped.iter().filter(|&&s| s).count();
+    }
+
+    /// The outcomes of the tasks `only` marks, in declaration order,
+    /// unjudged. Tasks that did not report are recorded as in
+    /// [`judge`](Self::judge).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn into_outcomes(
+        self,
+        run: &StepRun<T>,
+        only: &[bool],
+        halt: Option<Halt>,
+    ) -> Vec<Outcome<T>> {
+        self.slots
+            .into_iter()
+            .zip(only)
+            .enumerate()
+            .filter(|(_, (_, only))| **only)
+            .map(|(index, (slot, _))| match (slot, halt) {
+                (Some(outcome), _) => outcome,
+                (None, Some(halt)) => run.halted_outcome(index, halt, 0),
+                (None, None) => Outcome {
+                    index,
+                    ..lost(&run.tasks[index], &run.step)
+                },
+            })
+            .collect()
+    }
+
     /// Whether every task has reported.
     pub(crate) fn complete(&self) -> bool {
         self.received == self.slots.len()

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Journal, Keep, RunInfo, Saver, Start};
 use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
 use crate::engine::outcome::Outcome;
+use crate::engine::remote::{Remote, Share};
 use crate::engine::step_run::{StepRun, TaskHook};
 use rayon::ThreadPool;
 
@@ -225,6 +226,9 @@ struct Scope<'a, T> {
     total_tasks: usize,
     retain: Retention,
     saver: Option<&'a dyn Saver<T>>,
+    /// Where the steps' tasks run when not all in this process (an MPI
+    /// job's ranks).
+    remote: Option<&'a dyn Remote<T>>,
 }
 
 /// How one step's run ended, as the walk needs it.
@@ -337,6 +341,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             options,
             Start::fresh(pipeline.steps().len()),
             None,
+            None,
         )
     }
 
@@ -349,6 +354,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         options: &RunOptions,
         start: Start<T>,
         saver: Option<&dyn Saver<T>>,
+        remote: Option<&dyn Remote<T>>,
     ) -> Result<Run<T>, RunError> {
         for step in pipeline.steps() {
             self.factory.check(step)?;
@@ -363,6 +369,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             total_tasks: pipeline.steps().iter().map(|s| s.tasks.len()).sum(),
             retain: options.retain,
             saver,
+            remote,
         };
         let pipeline_event = |status| PipelineEvent {
             run: scope.run,
@@ -482,7 +489,13 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// on the outcomes, the cancel and the deadline; a run that mixes
     /// executors keeps inline tasks on the caller's own thread.
     fn carrier(&self, pipeline: &Pipeline<T>, scope: &Scope<'_, T>) -> Option<Arc<ThreadPool>> {
-        if scope.cancel.is_some() || scope.deadline.is_some() || rayon::current_thread_index().is_some() {
+        // A distributed walk stays on the caller's thread: that thread
+        // talks to the other processes.
+        if scope.cancel.is_some()
+            || scope.deadline.is_some()
+            || scope.remote.is_some()
+            || rayon::current_thread_index().is_some()
+        {
             return None;
         }
         if pipeline.steps().iter().any(|s| s.timeout.is_some()) {
@@ -671,6 +684,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             total_tasks: step.tasks.len(),
             retain: Retention::All,
             saver: None,
+            remote: None,
         };
         let end = self.run_context(&scope, step, &previous, chain, after, Vec::new())?;
         self.states.remove([end.id]);
@@ -682,6 +696,53 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             return Err(timeout(step, deadline, errors));
         }
         Ok(end.id)
+    }
+
+    /// Runs one process's share of a step that an MPI job shares among its
+    /// processes, and hands back the outcomes unjudged: no context, no
+    /// observers, no hooks (the walking process does all that).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn run_share(&self, step: &Step<T>, share: Share<T>) -> Vec<Outcome<T>> {
+        let run = StepRun {
+            pipeline: share.pipeline,
+            step: Arc::clone(&step.name),
+            context: share.context,
+            tasks: Arc::clone(&step.tasks),
+            input: share.input,
+            previous: share.previous,
+            emitter: Arc::default(),
+            clock: share.clock,
+            cancel: share.cancel,
+            deadline: share.deadline,
+            span: StepSpan::default(),
+            run_id: share.run,
+            total_tasks: share.total_tasks,
+            hooks: Vec::new(),
+        };
+        match self.factory.plan(step) {
+            Ok(plan) => ExecutionCoordinator::run_only(run, plan, &share.only),
+            // As in a step run here: every task failed to dispatch.
+            Err(e) => {
+                let now = run.clock.now();
+                (0..step.tasks.len())
+                    .filter(|&i| share.only[i])
+                    .map(|index| Outcome {
+                        index,
+                        result: Err(Box::new(TaskFailure::Dispatch {
+                            executor: "(not built)".into(),
+                            task: Arc::clone(&step.tasks[index].name),
+                            step: Arc::clone(&step.name),
+                            message: e.to_string(),
+                        })),
+                        started: now,
+                        finished: now,
+                        attempts: 0,
+                        thread: crate::records::metrics::thread_number(),
+                        directive: None,
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// Creates, links and runs one context, moving its state as it goes.
@@ -764,7 +825,18 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     total_tasks: scope.total_tasks,
                     hooks: self.hooks(scope, step, id),
                 };
-                let outcome = ExecutionCoordinator::run(run, plan, &step.strategy, restored);
+                let gathered = match scope.remote {
+                    Some(remote) => {
+                        let mut done = vec![false; step.tasks.len()];
+                        for outcome in &restored {
+                            done[outcome.index] = true;
+                        }
+                        remote.gather(step, &run, &done)
+                    }
+                    None => Vec::new(),
+                };
+                let outcome =
+                    ExecutionCoordinator::run_gathered(run, plan, &step.strategy, restored, gathered);
                 let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
                 end.status =
                     if outcome.stop.is_some() || ((cancelled || outcome.cancelled) && !outcome.timed_out) {
@@ -1024,6 +1096,43 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
         options: &RunOptions,
         store: &dyn CheckpointStore,
     ) -> Result<Run<T>, RunError> {
+        self.checkpointed(pipeline, input, options, store, None)
+    }
+
+    /// Runs `pipeline` as the process that walks an MPI job, with `remote`
+    /// sharing each step's tasks among the job's processes; with `store`,
+    /// saving and resuming as
+    /// [`execute_with_checkpoint`](Self::execute_with_checkpoint) does.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn execute_remote(
+        &self,
+        pipeline: &Pipeline<T>,
+        input: T,
+        options: &RunOptions,
+        store: Option<&dyn CheckpointStore>,
+        remote: &dyn Remote<T>,
+    ) -> Result<Run<T>, RunError> {
+        match store {
+            Some(store) => self.checkpointed(pipeline, input, options, store, Some(remote)),
+            None => self.run(
+                pipeline,
+                input,
+                options,
+                Start::fresh(pipeline.steps().len()),
+                None,
+                Some(remote),
+            ),
+        }
+    }
+
+    fn checkpointed(
+        &self,
+        pipeline: &Pipeline<T>,
+        input: T,
+        options: &RunOptions,
+        store: &dyn CheckpointStore,
+        remote: Option<&dyn Remote<T>>,
+    ) -> Result<Run<T>, RunError> {
         let fingerprint = Fingerprint::of_value(&input)?;
         let keep = match options.retain {
             Retention::All => Keep::All,
@@ -1031,7 +1140,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
         };
         let start = checkpoint::start(store, pipeline, fingerprint, keep)?;
         if start.done {
-            return self.run(pipeline, input, options, start, None);
+            return self.run(pipeline, input, options, start, None, remote);
         }
         let info = RunInfo {
             run: start.run,
@@ -1042,7 +1151,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
         // record sent is written before this call returns.
         std::thread::scope(|threads| {
             let journal = Journal::spawn(threads, store, Arc::clone(&self.emitter), info);
-            let run = self.run(pipeline, input, options, start, Some(&journal));
+            let run = self.run(pipeline, input, options, start, Some(&journal), remote);
             let saved = journal.close();
             match (run, saved) {
                 (Err(e), _) => Err(e),
