@@ -1,5 +1,5 @@
-//! The binary codec of checkpoint records: postcard, behind two functions so
-//! that the rest of the checkpoint code never names it.
+//! The binary codec of checkpoint records, and of an MPI job's messages:
+//! postcard, behind two functions so that nothing else names it.
 //!
 //! postcard was chosen by measuring it against bincode (1.3 and 2) and
 //! rmp-serde on 200 MiB of byte results written one 1 MiB record at a time:
@@ -22,14 +22,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{CheckpointError, Serialized};
 
 /// Appends `value`'s encoding to `out`.
-pub(super) fn encode_into<V: Serialize + ?Sized>(
-    value: &V,
-    out: &mut Vec<u8>,
-) -> Result<(), CheckpointError> {
-    let failed = |e: postcard::Error| CheckpointError::Serialize {
-        what: Serialized::Checkpoint,
-        message: e.to_string(),
-    };
+pub(crate) fn encode_into<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), String> {
+    let failed = |e: postcard::Error| e.to_string();
     // Sizing first, then writing into a slice of exactly that size, is
     // four times faster on a plain `Vec<u8>` than growing the buffer a byte
     // at a time (15 ms against 68 ms for 200 MB), and never copies the
@@ -41,14 +35,25 @@ pub(super) fn encode_into<V: Serialize + ?Sized>(
     Ok(())
 }
 
-/// Decodes a whole record's payload; trailing bytes are an error, since a
+/// Decodes a whole record or message; trailing bytes are an error, since a
 /// checksummed record that does not decode exactly is not one this build
 /// wrote.
-pub(super) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
+pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
     if rest.is_empty() {
         Ok(value)
     } else {
-        Err(format!("{} bytes follow the record's value", rest.len()))
+        Err(format!("{} bytes follow the value", rest.len()))
     }
+}
+
+/// [`encode_into`] for a checkpoint record, with the checkpoint's error.
+pub(super) fn encode_record<V: Serialize + ?Sized>(
+    value: &V,
+    out: &mut Vec<u8>,
+) -> Result<(), CheckpointError> {
+    encode_into(value, out).map_err(|message| CheckpointError::Serialize {
+        what: Serialized::Checkpoint,
+        message,
+    })
 }

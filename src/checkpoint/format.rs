@@ -514,7 +514,7 @@ pub(crate) fn header_record(
     first: &str,
 ) -> Result<Vec<u8>, CheckpointError> {
     let mut buf = frame::open(Kind::Header);
-    codec::encode_into(
+    codec::encode_record(
         &HeaderRecord {
             pipeline: pipeline.to_owned(),
             fingerprint: fingerprint.get(),
@@ -536,7 +536,7 @@ pub(crate) fn task_record<T: Serialize>(
     meta: TaskMeta,
 ) -> Result<Vec<u8>, CheckpointError> {
     let mut buf = frame::open(Kind::Task);
-    codec::encode_into(
+    codec::encode_record(
         &TaskRecord {
             step: step.to_owned(),
             task: index_u32(index)?,
@@ -595,7 +595,7 @@ pub(crate) struct StepParts<'a, T> {
 /// A framed step record.
 pub(crate) fn step_record<T>(parts: StepParts<'_, T>) -> Result<Vec<u8>, CheckpointError> {
     let mut buf = frame::open(Kind::Step);
-    codec::encode_into(
+    codec::encode_record(
         &StepRecord {
             context: parts.context.get(),
             step: parts.step.to_owned(),

@@ -38,7 +38,7 @@
 //! written with one copy instead of byte by byte.
 
 mod canonical;
-mod codec;
+pub(crate) mod codec;
 mod fingerprint;
 mod format;
 mod frame;

@@ -7,6 +7,7 @@
 //! Messages carry `V`, which is `&T` when sending and `T` when receiving,
 //! so that nothing is cloned to be sent.
 
+use crate::checkpoint::codec;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,24 +163,16 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
-/// Encodes `value` into a fresh buffer.
+/// Encodes `value` into a fresh buffer, in the checkpoint's codec.
 pub(super) fn encode<M: Serialize + ?Sized>(value: &M) -> Result<Vec<u8>, String> {
-    // Sized first, then written in place: as the checkpoint's codec does,
-    // it never regrows the buffer.
-    let size = postcard::experimental::serialized_size(value).map_err(|e| e.to_string())?;
-    let mut out = vec![0; size];
-    postcard::to_slice(value, &mut out).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    codec::encode_into(value, &mut out)?;
     Ok(out)
 }
 
 /// Decodes a whole message.
 pub(super) fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M, String> {
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
-    if rest.is_empty() {
-        Ok(value)
-    } else {
-        Err(format!("{} bytes follow the message", rest.len()))
-    }
+    codec::decode(bytes)
 }
 
 impl<'a, T> WireOutcome<&'a T> {
