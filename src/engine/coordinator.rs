@@ -84,7 +84,7 @@ impl ExecutionCoordinator {
     ) -> StepOutcome<T> {
         let queued = run.clock.now();
         let run = Arc::new(run);
-        let mut processor = ResultProcessor::new(run.tasks.len());
+        let mut processor = ResultProcessor::reusing(run.tasks.len(), &run.buffers);
         let mut done = Vec::new();
         let mut marked = Vec::new();
         let plan = if restored.is_empty() && gathered.is_empty() {
@@ -244,8 +244,9 @@ fn join_here<T: Send + Sync + 'static>(
             return;
         }
     };
+    let mut progress = progress;
     let mut retries = Vec::new();
-    for (index, step) in progress {
+    for (index, step) in progress.drain(..) {
         match step {
             Progress::Done(outcome) => processor.accept(outcome),
             Progress::Retry { delay, attempts } => {
@@ -254,6 +255,7 @@ fn join_here<T: Send + Sync + 'static>(
             }
         }
     }
+    run.buffers.keep_progress(progress);
     if let (false, Some((tx, wake))) = (retries.is_empty(), senders) {
         pooled.push(GroupRun::of_retries(
             Arc::clone(run),
@@ -274,10 +276,12 @@ fn join_here<T: Send + Sync + 'static>(
 /// 10,000-task no-op step slower on two threads than on one.
 fn collect_par<T: Send + Sync>(tasks: &TaskIndices, run: &StepRun<T>) -> Vec<(usize, Progress<T>)> {
     let one = |i: usize| (i, attempt(run, i, Attempts::default()));
+    let mut out = run.buffers.progress(tasks.len());
     match tasks {
-        TaskIndices::Range(r) => r.clone().into_par_iter().map(one).collect(),
-        TaskIndices::List(v) => v.par_iter().map(|&i| one(i)).collect(),
+        TaskIndices::Range(r) => r.clone().into_par_iter().map(one).collect_into_vec(&mut out),
+        TaskIndices::List(v) => v.par_iter().map(|&i| one(i)).collect_into_vec(&mut out),
     }
+    out
 }
 
 /// Hands a group to its executor without waiting for it.
@@ -552,6 +556,7 @@ mod tests {
             run_id: crate::ids::RunId::from(1),
             total_tasks: 0,
             hooks: Vec::new(),
+            buffers: Arc::default(),
         }
     }
 

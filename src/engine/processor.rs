@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::buffers::Buffers;
 use super::outcome::Outcome;
 use super::step_run::{Halt, StepRun};
 use super::unwind;
@@ -48,6 +49,14 @@ impl<T> ResultProcessor<T> {
     /// A processor for `expected` outcomes.
     pub(crate) fn new(expected: usize) -> Self {
         let mut slots = Vec::with_capacity(expected);
+        slots.resize_with(expected, || None);
+        Self { slots, received: 0 }
+    }
+
+    /// A processor for `expected` outcomes, in a slot vector kept from an
+    /// earlier step when `buffers` has one.
+    pub(crate) fn reusing(expected: usize, buffers: &Buffers<T>) -> Self {
+        let mut slots = buffers.slots(expected);
         slots.resize_with(expected, || None);
         Self { slots, received: 0 }
     }
@@ -111,7 +120,7 @@ impl<T> ResultProcessor<T> {
         halt: Option<Halt>,
     ) -> StepOutcome<T> {
         let (tasks, step) = (&run.tasks[..], &run.step);
-        let Self { slots, received } = self;
+        let Self { mut slots, received } = self;
         let expected = slots.len();
         let mut switch = None;
         let mut stop = None;
@@ -120,7 +129,7 @@ impl<T> ResultProcessor<T> {
         let mut errors = Vec::new();
         let mut metrics = Vec::with_capacity(expected);
         let mut ok = Vec::with_capacity(expected);
-        for (index, (slot, task)) in slots.into_iter().zip(tasks).enumerate() {
+        for (index, (slot, task)) in slots.drain(..).zip(tasks).enumerate() {
             let outcome = match (slot, halt) {
                 (Some(outcome), _) => outcome,
                 (None, Some(halt)) => run.halted_outcome(index, halt, 0),
@@ -154,6 +163,7 @@ impl<T> ResultProcessor<T> {
                 Err(e) => errors.push(*e),
             }
         }
+        run.buffers.keep_slots(slots);
         let tally = Tally::new(&ok);
         let (mut evaluation, rule_panic) = match unwind::catch(|| strategy.evaluate(&tally)) {
             Ok(evaluation) => (evaluation, None),
@@ -220,6 +230,7 @@ mod tests {
             run_id: crate::ids::RunId::from(1),
             total_tasks: 0,
             hooks: Vec::new(),
+            buffers: Arc::default(),
         }
     }
 

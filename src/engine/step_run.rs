@@ -5,6 +5,7 @@ use super::trace::StepSpan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::buffers::Buffers;
 use super::outcome::Outcome;
 use super::signal::SignalEmitter;
 use crate::error::{DeadlineScope, TaskFailure};
@@ -56,6 +57,8 @@ pub(crate) struct StepRun<T> {
     /// soon as it is done: how a checkpoint saves each task and how results
     /// stream to the caller.
     pub(crate) hooks: Vec<TaskHook<T>>,
+    /// The executor's spare vectors for large steps.
+    pub(crate) buffers: Arc<Buffers<T>>,
 }
 
 /// A callback for each task that succeeds; see [`StepRun::hooks`].

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Journal, Keep, RunInfo, Saver, Start};
+use crate::engine::buffers::Buffers;
 use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
 use crate::engine::outcome::Outcome;
 use crate::engine::remote::{Remote, Share};
@@ -68,6 +69,8 @@ pub struct PipelineExecutor<T> {
     emitter: Arc<SignalEmitter>,
     states: ExecutionStateManager<T>,
     results: Option<ResultCallback<T>>,
+    /// Spare vectors for large steps, shared by this executor's runs.
+    buffers: Arc<Buffers<T>>,
 }
 
 /// The callback given to [`PipelineExecutorBuilder::on_result`].
@@ -200,6 +203,7 @@ impl<T> PipelineExecutorBuilder<T> {
             emitter: Arc::new(self.emitter),
             states: ExecutionStateManager::new(),
             results: self.results,
+            buffers: Arc::default(),
         })
     }
 }
@@ -718,6 +722,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             run_id: share.run,
             total_tasks: share.total_tasks,
             hooks: Vec::new(),
+            buffers: Arc::clone(&self.buffers),
         };
         match self.factory.plan(step) {
             Ok(plan) => ExecutionCoordinator::run_only(run, plan, &share.only),
@@ -824,6 +829,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     run_id: scope.run,
                     total_tasks: scope.total_tasks,
                     hooks: self.hooks(scope, step, id),
+                    buffers: Arc::clone(&self.buffers),
                 };
                 let gathered = match scope.remote {
                     Some(remote) => {
