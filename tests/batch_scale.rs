@@ -376,3 +376,91 @@ fn nested_checkpointed_runs_keep_their_own_logs() {
         );
     }
 }
+
+/// A store that fails (or panics) once it has taken `ok` appends.
+struct Failing {
+    inner: MemoryCheckpointStore,
+    ok: usize,
+    appends: AtomicUsize,
+    panics: bool,
+}
+
+impl conveyor::checkpoint::CheckpointStore for Failing {
+    fn open(&self) -> Result<Option<Box<dyn std::io::BufRead + '_>>, conveyor::CheckpointError> {
+        self.inner.open()
+    }
+    fn create(&self, bytes: &[u8]) -> Result<(), conveyor::CheckpointError> {
+        self.inner.create(bytes)
+    }
+    fn append(&self, bytes: &[u8]) -> Result<(), conveyor::CheckpointError> {
+        if self.appends.fetch_add(1, Ordering::SeqCst) >= self.ok {
+            if self.panics {
+                panic!("{}", common::PLANNED);
+            }
+            return Err(conveyor::CheckpointError::Io {
+                path: "failing.ckpt".into(),
+                operation: conveyor::error::IoOperation::Write,
+                cause: Arc::new(std::io::Error::other("disk full")),
+            });
+        }
+        self.inner.append(bytes)
+    }
+    fn sync(&self) -> Result<(), conveyor::CheckpointError> {
+        self.inner.sync()
+    }
+    fn truncate(&self, len: u64) -> Result<(), conveyor::CheckpointError> {
+        self.inner.truncate(len)
+    }
+    fn clear(&self) -> Result<(), conveyor::CheckpointError> {
+        self.inner.clear()
+    }
+}
+
+/// A store that stops taking records mid-run ends the run with its error,
+/// promptly; what it took before still resumes.
+#[test]
+fn a_failing_or_panicking_store_ends_the_run_with_an_error_and_keeps_what_it_took() {
+    common::quiet_planned_panics();
+    for panics in [false, true] {
+        let (state, pipeline) = job();
+        state.broken.store(false, Ordering::SeqCst);
+        let pipeline = Arc::new(pipeline);
+        // Two appends: `prepare`'s task record and its step record.
+        let store = Arc::new(Failing {
+            inner: MemoryCheckpointStore::new(),
+            ok: 2,
+            appends: AtomicUsize::new(0),
+            panics,
+        });
+        let (p, s) = (Arc::clone(&pipeline), Arc::clone(&store));
+        let err = common::within(common::BOUND, move || {
+            PipelineExecutor::builder()
+                .build()
+                .unwrap()
+                .execute_with_checkpoint(&p, 1, &*s)
+                .unwrap_err()
+        });
+        let conveyor::RunError::Checkpoint(cause) = &err else {
+            panic!("expected a checkpoint error, got {err}")
+        };
+        if panics {
+            assert!(err.to_string().contains("writer panicked"), "{err}");
+        } else {
+            assert!(matches!(cause, conveyor::CheckpointError::Io { .. }), "{err}");
+        }
+        let saved = Checkpoint::<u64>::load(&store.inner).unwrap().unwrap();
+        assert_eq!(
+            saved.completed.len(),
+            1,
+            "`prepare` was saved before the store failed"
+        );
+        let resumed = PipelineExecutor::builder()
+            .build()
+            .unwrap()
+            .execute_with_checkpoint(&pipeline, 1, &store.inner)
+            .unwrap();
+        assert!(resumed.is_success());
+        assert_eq!(resumed.restored(), 1);
+        assert_eq!(state.prepared.load(Ordering::SeqCst), 1);
+    }
+}
