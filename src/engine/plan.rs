@@ -130,7 +130,9 @@ impl ExecutorFactory {
     /// A factory over `pools`, using `default` for tasks that name no
     /// executor. A default pool is built now, so a bad one fails the build.
     pub(crate) fn new(pools: Pools, default: ExecutorConfig) -> Result<Self, BuildError> {
-        pools.registry().check_config(ExecutorSite::Default, &default)?;
+        pools
+            .registry()
+            .check_config(|| ExecutorSite::Default, &default)?;
         let factory = Self { pools, default };
         factory.dispatch(&factory.default, || ExecutorSite::Default)?;
         Ok(factory)
@@ -154,7 +156,7 @@ impl ExecutorFactory {
             ExecutorRef::Default => Ok(self.default.clone()),
             ExecutorRef::Named(name) => self.pools.registry().resolve(name).map_err(named),
             ExecutorRef::Config(config) => {
-                let site = ExecutorSite::Task {
+                let site = || ExecutorSite::Task {
                     task: Arc::clone(&task.name),
                     step: step.into(),
                 };

@@ -178,9 +178,15 @@ impl ExecutorRegistry {
 
     /// Checks that `config`, given directly, can be built from this
     /// registry.
-    pub(crate) fn check_config(&self, site: ExecutorSite, config: &ExecutorConfig) -> Result<(), BuildError> {
+    pub(crate) fn check_config(
+        &self,
+        site: impl FnOnce() -> ExecutorSite,
+        config: &ExecutorConfig,
+    ) -> Result<(), BuildError> {
+        // The site is built only for an error: building it allocates, and
+        // every step's plan checks its configs.
         match config {
-            ExecutorConfig::Pool { threads: 0 } => Err(BuildError::ZeroThreads { executor: site }),
+            ExecutorConfig::Pool { threads: 0 } => Err(BuildError::ZeroThreads { executor: site() }),
             ExecutorConfig::Custom { name } if self.custom(name).is_none() => Err(unknown(name)),
             ExecutorConfig::Named { name }
                 if !matches!(self.entries.get(&**name), Some(Entry::Pool(_) | Entry::Rayon(_))) =>
