@@ -70,15 +70,23 @@ impl<'de> Deserialize<'de> for RunId {
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
 
+/// This process's seed for run ids: the clock and the process id, read
+/// once, since `getpid` is a system call and a one-task run costs less
+/// than a microsecond.
+static RUN_SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
 impl RunId {
     pub(crate) fn next() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let seed = nanos ^ (u64::from(std::process::id()) << 40) ^ NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+        let seed = *RUN_SEED.get_or_init(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos ^ (u64::from(std::process::id()) << 40)
+        });
+        let n = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
         // A finaliser (splitmix64's) so that ids made close together
         // differ in every digit, not only the last.
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = (seed ^ n.wrapping_mul(0xD6E8_FEB8_6659_FD93)).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         Self(z ^ (z >> 31))
