@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use conveyor::checkpoint::{CheckpointStore, Durability, FileCheckpointStore, MemoryCheckpointStore};
 use conveyor::signal::Signal;
 use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task, TaskError, observer_fn};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use parking_lot::Mutex;
 
 const BIG_STEPS: usize = 4;
@@ -105,22 +106,6 @@ fn big_runs(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("checkpoint/200mb_over_4_steps");
     group.sample_size(10);
-    group.bench_function("off", |b| {
-        b.iter(|| black_box(executor.execute(&pipeline, input.clone()).unwrap()));
-    });
-    group.bench_function("memory_store", |b| {
-        b.iter_batched(
-            MemoryCheckpointStore::new,
-            |store| {
-                black_box(
-                    executor
-                        .execute_with_checkpoint(&pipeline, input.clone(), &store)
-                        .unwrap(),
-                )
-            },
-            BatchSize::PerIteration,
-        );
-    });
     // Every sample starts with the disk caught up (the untimed setup runs
     // `sync`): one job's run, not the tail of the previous sample's
     // 200 MB still being written back, which would measure the disk's
@@ -129,19 +114,15 @@ fn big_runs(c: &mut Criterion) {
         store.clear().unwrap();
         let _ = std::process::Command::new("sync").status();
     };
-    group.bench_function("file_store", |b| {
-        b.iter_batched(
-            || settled(&file),
-            |()| {
-                black_box(
-                    executor
-                        .execute_with_checkpoint(&pipeline, input.clone(), &file)
-                        .unwrap(),
-                )
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    bench_stores(
+        &mut group,
+        &executor,
+        &pipeline,
+        &input,
+        &file,
+        settled,
+        BatchSize::PerIteration,
+    );
     let unsynced =
         FileCheckpointStore::new(dir.path().join("unsynced.ckpt")).with_durability(Durability::Never);
     group.bench_function("file_store_unsynced", |b| {
@@ -215,6 +196,50 @@ fn big_runs(c: &mut Criterion) {
     );
 }
 
+/// The same run plainly, with a memory store and with `file`, which
+/// `ready` prepares, untimed, before each sample.
+fn bench_stores<T>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    executor: &PipelineExecutor<T>,
+    pipeline: &Pipeline<T>,
+    input: &T,
+    file: &FileCheckpointStore,
+    ready: impl Fn(&FileCheckpointStore),
+    batch: BatchSize,
+) where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    group.bench_function("off", |b| {
+        b.iter(|| black_box(executor.execute(pipeline, input.clone()).unwrap()));
+    });
+    group.bench_function("memory_store", |b| {
+        b.iter_batched(
+            MemoryCheckpointStore::new,
+            |store| {
+                black_box(
+                    executor
+                        .execute_with_checkpoint(pipeline, input.clone(), &store)
+                        .unwrap(),
+                )
+            },
+            batch,
+        );
+    });
+    group.bench_function("file_store", |b| {
+        b.iter_batched(
+            || ready(file),
+            |()| {
+                black_box(
+                    executor
+                        .execute_with_checkpoint(pipeline, input.clone(), file)
+                        .unwrap(),
+                )
+            },
+            BatchSize::PerIteration,
+        );
+    });
+}
+
 fn small_runs(c: &mut Criterion) {
     let executor = executor();
     let pipeline = small();
@@ -224,35 +249,16 @@ fn small_runs(c: &mut Criterion) {
 
     let mut group = c.benchmark_group(format!("checkpoint/{SMALL_STEPS}_steps_of_{VALUES}_f64"));
     group.sample_size(20);
-    group.bench_function("off", |b| {
-        b.iter(|| black_box(executor.execute(&pipeline, input.clone()).unwrap()));
-    });
-    group.bench_function("memory_store", |b| {
-        b.iter_batched(
-            MemoryCheckpointStore::new,
-            |store| {
-                black_box(
-                    executor
-                        .execute_with_checkpoint(&pipeline, input.clone(), &store)
-                        .unwrap(),
-                )
-            },
-            BatchSize::SmallInput,
-        );
-    });
-    group.bench_function("file_store", |b| {
-        b.iter_batched(
-            || file.clear().unwrap(),
-            |()| {
-                black_box(
-                    executor
-                        .execute_with_checkpoint(&pipeline, input.clone(), &file)
-                        .unwrap(),
-                )
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    let cleared = |store: &FileCheckpointStore| store.clear().unwrap();
+    bench_stores(
+        &mut group,
+        &executor,
+        &pipeline,
+        &input,
+        &file,
+        cleared,
+        BatchSize::SmallInput,
+    );
     group.finish();
 }
 

@@ -464,3 +464,58 @@ fn a_failing_or_panicking_store_ends_the_run_with_an_error_and_keeps_what_it_too
         assert_eq!(state.prepared.load(Ordering::SeqCst), 1);
     }
 }
+
+/// 10,000 tasks that each fail once and are retried, checkpointed: every
+/// task's final value is saved, and the log brings the run back whole.
+#[test]
+fn ten_thousand_retried_tasks_are_saved_and_come_back_whole() {
+    const N: usize = 10_000;
+    let failed: Arc<Vec<AtomicBool>> = Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
+    let policy = conveyor::RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(0.0, 1.0, 0.0)
+        .build()
+        .unwrap();
+    let tasks: Vec<Task<u64>> = (0..N)
+        .map(|i| {
+            let failed = Arc::clone(&failed);
+            Task::from_fn(format!("t{i}"), move |c| {
+                if !failed[i].swap(true, Ordering::SeqCst) {
+                    return Err(TaskError::msg("once"));
+                }
+                Ok(*c.input() + i as u64)
+            })
+            .executor(ExecutorConfig::pool(2))
+            .retry(policy.clone())
+        })
+        .collect();
+    let pipeline: Pipeline<u64> = Pipeline::builder("retried").step(tasks).build().unwrap();
+    let store = Arc::new(MemoryCheckpointStore::new());
+    let (p, s) = (Arc::new(pipeline), Arc::clone(&store));
+    let run = common::within(common::BOUND, move || {
+        let run = PipelineExecutor::builder()
+            .build()
+            .unwrap()
+            .execute_with_checkpoint(&p, 5, &*s)
+            .unwrap();
+        (
+            run.is_success(),
+            run.output().unwrap().len(),
+            run.report().totals.attempts,
+            p,
+        )
+    });
+    assert_eq!((run.0, run.1, run.2), (true, N, 2 * N as u64));
+    let saved = Checkpoint::<u64>::load(&*store).unwrap().unwrap();
+    assert!(saved.finished);
+    let results = saved.chain[0].state.results();
+    assert_eq!(results.len(), N);
+    assert_eq!(results.get("t9999"), Some(&(5 + 9_999)));
+    let again = PipelineExecutor::builder()
+        .build()
+        .unwrap()
+        .execute_with_checkpoint(&run.3, 5, &*store)
+        .unwrap();
+    assert_eq!(again.restored(), 1);
+    assert_eq!(again.output().unwrap().len(), N);
+}

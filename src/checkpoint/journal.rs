@@ -103,27 +103,15 @@ enum Entry {
 
 /// The first error, shared by the workers, the walk and the writer.
 #[derive(Default)]
-struct Failure {
-    first: Mutex<Option<CheckpointError>>,
-    set: AtomicBool,
-}
+struct Failure(Mutex<Option<CheckpointError>>);
 
 impl Failure {
     fn record(&self, e: CheckpointError) {
-        let mut first = self.first.lock();
-        if first.is_none() {
-            *first = Some(e);
-            self.set.store(true, Ordering::Release);
-        }
+        self.0.lock().get_or_insert(e);
     }
 
     fn check(&self) -> Result<(), CheckpointError> {
-        if self.set.load(Ordering::Acquire)
-            && let Some(e) = self.first.lock().clone()
-        {
-            return Err(e);
-        }
-        Ok(())
+        self.0.lock().clone().map_or(Ok(()), Err)
     }
 }
 
