@@ -186,10 +186,10 @@ where
         Arc::new(move |outcome: &Outcome<T>| {
             let Ok(value) = &outcome.result else { return };
             let meta = TaskMeta {
-                attempts: outcome.attempts,
-                started: outcome.started,
-                finished: outcome.finished,
-                thread: outcome.thread,
+                attempts: outcome.stamp.attempts,
+                started: outcome.stamp.started(),
+                finished: outcome.stamp.finished(),
+                thread: outcome.stamp.thread(),
                 directive: outcome.directive,
             };
             let record = task_record(&step, outcome.index, value, meta).and_then(|record| {

@@ -137,7 +137,7 @@ impl<'a, T> ContextRef<'a, T> {
             step: &c.step,
             tasks: c.tasks.iter().map(Task::name).collect(),
             state: &c.state,
-            metrics: &c.metrics,
+            metrics: c.metrics(),
             evaluation: c.evaluation.as_ref(),
         }
     }
@@ -211,7 +211,7 @@ impl<T> ContextSnapshot<T> {
             step: Arc::clone(&context.step),
             tasks: context.tasks.iter().map(|t| Arc::clone(&t.name)).collect(),
             state: ExecutionState::clone(&context.state),
-            metrics: context.metrics.clone(),
+            metrics: context.metrics().clone(),
             evaluation: context.evaluation.clone(),
         }
     }
@@ -279,7 +279,7 @@ pub fn restore<T>(
             step: Arc::clone(&step.name),
             tasks: Arc::clone(&step.tasks),
             state: Arc::new(s.state),
-            metrics: s.metrics,
+            metrics: s.metrics.into(),
             evaluation: s.evaluation,
         };
         // Fresh ids cannot repeat, so linking cannot fail.

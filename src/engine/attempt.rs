@@ -12,7 +12,7 @@ use super::unwind;
 use crate::error::TaskFailure;
 use crate::model::flow::{Directive, Flow};
 use crate::model::task::{Task, TaskContext};
-use crate::records::metrics::thread_number;
+use crate::records::metrics::{Stamp, thread_number};
 
 /// The attempts made so far on one task.
 #[derive(Default)]
@@ -79,7 +79,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
         number,
         &task.executor,
     );
-    let started = run.clock.now();
+    let started = run.stamp_now();
     let halt = || run.halted().is_some();
     let ctx = TaskContext {
         input: &*run.input,
@@ -143,7 +143,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
             )
         }
     };
-    let finished = run.clock.now();
+    let finished = run.stamp_now();
     span.finish(result.as_ref().err());
     if observed {
         let error = result.as_ref().err();
@@ -210,10 +210,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
     let outcome = Outcome {
         index,
         result: result.map_err(Box::new),
-        started: first_start,
-        finished,
-        attempts: number,
-        thread,
+        stamp: Stamp::new(first_start, finished, number, thread),
         directive,
     };
     if outcome.result.is_ok() {

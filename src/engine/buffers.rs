@@ -1,7 +1,8 @@
 //! The large per-step vectors, kept between steps.
 //!
-//! A step of many tasks needs two vectors as long as the step: where each
-//! task's attempt left it, and the result processor's slots. Allocated
+//! A step of many tasks needs a vector as long as the step: the result
+//! processor's slots (and, for a step that mixes executors, one for its
+//! pool group's first round). Allocated
 //! fresh for every step, they are large enough for the allocator to map
 //! new pages each time, and a 10,000-task step spent a quarter of its time
 //! in page faults, or not, depending on the allocator's state: the same
@@ -9,33 +10,32 @@
 
 use parking_lot::Mutex;
 
-use super::attempt::Progress;
 use super::outcome::Outcome;
 
-/// The longest vector kept, in tasks (about 6 MB of slots): a step of a
-/// million tasks should not leave its vectors behind for the rest of the
-/// executor's life.
+/// The longest vector kept, in tasks (about 4 MB of slots for a
+/// word-sized result): a step of a million tasks should not leave its
+/// vectors behind for the rest of the executor's life.
 const KEEP: usize = 1 << 16;
-/// How many of each kind are kept: enough for a step and one nested run.
-const SPARE: usize = 2;
+/// How many are kept: a step's slots and, for a step that mixes
+/// executors, its pool group's first round, plus one nested run's.
+const SPARE: usize = 3;
 /// The shortest vector worth keeping, in tasks: a small one costs the
 /// allocator less than the lock that would keep it.
 const LARGE: usize = 256;
 
-/// Where each task's attempt left it, by task index.
-type Attempted<T> = Vec<(usize, Progress<T>)>;
+/// One slot per task for its outcome, by task index or by position in a
+/// group.
+pub(crate) type Slots<T> = Vec<Option<Outcome<T>>>;
 
-/// Spare vectors for the steps of one executor.
+/// Spare slot vectors for the steps of one executor.
 pub(crate) struct Buffers<T> {
-    slots: Mutex<Vec<Vec<Option<Outcome<T>>>>>,
-    progress: Mutex<Vec<Attempted<T>>>,
+    spare: Mutex<Vec<Slots<T>>>,
 }
 
 impl<T> Default for Buffers<T> {
     fn default() -> Self {
         Self {
-            slots: Mutex::new(Vec::new()),
-            progress: Mutex::new(Vec::new()),
+            spare: Mutex::new(Vec::new()),
         }
     }
 }
@@ -43,40 +43,23 @@ impl<T> Default for Buffers<T> {
 impl<T> Buffers<T> {
     /// An empty slot vector for `n` tasks, with room from an earlier step
     /// if one is kept and `n` is large.
-    pub(crate) fn slots(&self, n: usize) -> Vec<Option<Outcome<T>>> {
+    pub(crate) fn slots(&self, n: usize) -> Slots<T> {
         if n < LARGE {
             return Vec::with_capacity(n);
         }
-        self.slots.lock().pop().unwrap_or_default()
+        self.spare.lock().pop().unwrap_or_default()
     }
 
-    /// Keeps `v` for a later step, if it is not too long.
-    pub(crate) fn keep_slots(&self, v: Vec<Option<Outcome<T>>>) {
-        keep(&self.slots, v);
-    }
-
-    /// An empty progress vector for `n` tasks, with room from an earlier
-    /// step if one is kept and `n` is large.
-    pub(crate) fn progress(&self, n: usize) -> Attempted<T> {
-        if n < LARGE {
-            return Vec::with_capacity(n);
+    /// Keeps `v` for a later step, if it is neither too short nor too
+    /// long.
+    pub(crate) fn keep_slots(&self, mut v: Slots<T>) {
+        v.clear();
+        if !(LARGE..=KEEP).contains(&v.capacity()) {
+            return;
         }
-        self.progress.lock().pop().unwrap_or_default()
-    }
-
-    /// Keeps `v` for a later step, if it is not too long.
-    pub(crate) fn keep_progress(&self, v: Attempted<T>) {
-        keep(&self.progress, v);
-    }
-}
-
-fn keep<E>(spare: &Mutex<Vec<Vec<E>>>, mut v: Vec<E>) {
-    v.clear();
-    if !(LARGE..=KEEP).contains(&v.capacity()) {
-        return;
-    }
-    let mut spare = spare.lock();
-    if spare.len() < SPARE {
-        spare.push(v);
+        let mut spare = self.spare.lock();
+        if spare.len() < SPARE {
+            spare.push(v);
+        }
     }
 }

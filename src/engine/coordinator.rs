@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender};
+use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use super::attempt::{Attempts, Progress, attempt, run_task};
@@ -51,7 +52,7 @@ use super::unwind;
 use crate::error::TaskFailure;
 use crate::model::config::ExecutorConfig;
 use crate::model::strategy::EvaluationStrategy;
-use crate::records::metrics::thread_number;
+use crate::records::metrics::{Stamp, thread_number};
 
 pub(crate) use super::step_run::Deadline;
 
@@ -106,8 +107,8 @@ impl ExecutionCoordinator {
         };
         let halt = execute(&run, plan, &mut processor);
         let mut outcome = processor.judge(&run, queued, strategy, halt);
-        for (metrics, restored) in outcome.tasks.iter_mut().zip(marked) {
-            metrics.restored = restored;
+        for (stamp, restored) in outcome.stamps.iter_mut().zip(marked) {
+            stamp.mark_restored(restored);
         }
         outcome
     }
@@ -205,15 +206,15 @@ pub(crate) fn announce<T>(run: &StepRun<T>, outcome: &Outcome<T>, restored: bool
         step: &run.step,
         context: run.context,
         task: &run.tasks[outcome.index].name,
-        attempt: outcome.attempts,
-        thread: outcome.thread,
+        attempt: outcome.stamp.attempts,
+        thread: outcome.stamp.thread(),
         error: None,
         elapsed: Duration::ZERO,
     };
     run.emitter.emit(|o| o.task_started(&event));
     let event = TaskEvent {
         error: outcome.result.as_ref().err().map(|e| &**e),
-        elapsed: outcome.finished.saturating_sub(outcome.started),
+        elapsed: outcome.stamp.finished().saturating_sub(outcome.stamp.started()),
         ..event
     };
     run.emitter.emit(|o| o.task_finished(&event));
@@ -228,13 +229,13 @@ fn join_here<T: Send + Sync + 'static>(
     pooled: &mut Vec<Arc<GroupRun<T>>>,
 ) {
     let tx = senders.map(|(tx, _)| tx);
-    let (target, progress) = match group.dispatch {
+    let (target, retries) = match group.dispatch {
         Dispatch::Inline => return run_inline(run, &group.tasks, |o| processor.accept(o)),
         Dispatch::Pool(pool) => {
-            let progress = pool.install(|| collect_par(&group.tasks, run));
-            (Target::Pool(pool), progress)
+            let retries = pool.install(|| first_round(&group.tasks, run, processor));
+            (Target::Pool(pool), retries)
         }
-        Dispatch::Global => (Target::Global, collect_par(&group.tasks, run)),
+        Dispatch::Global => (Target::Global, first_round(&group.tasks, run, processor)),
         // Never chosen to run here; handed to its executor instead.
         dispatch @ (Dispatch::ThreadPerTask | Dispatch::Custom(_)) => {
             if let Some(tx) = tx {
@@ -244,18 +245,6 @@ fn join_here<T: Send + Sync + 'static>(
             return;
         }
     };
-    let mut progress = progress;
-    let mut retries = Vec::new();
-    for (index, step) in progress.drain(..) {
-        match step {
-            Progress::Done(outcome) => processor.accept(outcome),
-            Progress::Retry { delay, attempts } => {
-                let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
-                retries.push((index, attempts, due));
-            }
-        }
-    }
-    run.buffers.keep_progress(progress);
     if let (false, Some((tx, wake))) = (retries.is_empty(), senders) {
         pooled.push(GroupRun::of_retries(
             Arc::clone(run),
@@ -268,20 +257,42 @@ fn join_here<T: Send + Sync + 'static>(
 }
 
 /// Makes one attempt at every task of a group, in parallel on the current
-/// pool, and returns where each was left, in declaration order.
+/// pool, handing each outcome to `processor`; returns the tasks to retry,
+/// with when each is due.
 ///
-/// The caller joins this group in place with rayon's indexed `collect`, one
-/// slot per task: with every task writing into one channel, the channel's
-/// tail was the one cache line all workers fought over, which made a
-/// 10,000-task no-op step slower on two threads than on one.
-fn collect_par<T: Send + Sync>(tasks: &TaskIndices, run: &StepRun<T>) -> Vec<(usize, Progress<T>)> {
-    let one = |i: usize| (i, attempt(run, i, Attempts::default()));
-    let mut out = run.buffers.progress(tasks.len());
+/// The caller joins this group in place with rayon's indexed iterators:
+/// a whole step's range writes straight into the processor's slots, and a
+/// group of a mixed step collects into a kept vector first. With every
+/// task writing into one channel instead, the channel's tail was the one
+/// cache line all workers fought over, which made a 10,000-task no-op
+/// step slower on two threads than on one. Retries are rare, so they
+/// share one lock.
+fn first_round<T: Send + Sync>(
+    tasks: &TaskIndices,
+    run: &StepRun<T>,
+    processor: &mut ResultProcessor<T>,
+) -> Vec<(usize, Attempts, Instant)> {
+    let retries = Mutex::new(Vec::new());
+    let one = |i: usize| match attempt(run, i, Attempts::default()) {
+        Progress::Done(outcome) => Some(outcome),
+        Progress::Retry { delay, attempts } => {
+            let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
+            retries.lock().push((i, attempts, due));
+            None
+        }
+    };
     match tasks {
-        TaskIndices::Range(r) => r.clone().into_par_iter().map(one).collect_into_vec(&mut out),
-        TaskIndices::List(v) => v.par_iter().map(|&i| one(i)).collect_into_vec(&mut out),
+        TaskIndices::Range(r) => processor.fill_par(r.clone(), one),
+        TaskIndices::List(v) => {
+            let mut out = run.buffers.slots(v.len());
+            v.par_iter().map(|&i| one(i)).collect_into_vec(&mut out);
+            for outcome in out.drain(..).flatten() {
+                processor.accept(outcome);
+            }
+            run.buffers.keep_slots(out);
+        }
     }
-    out
+    retries.into_inner()
 }
 
 /// Hands a group to its executor without waiting for it.
@@ -415,10 +426,7 @@ fn not_run<T>(run: &StepRun<T>, index: usize, executor: &ExecutorConfig, message
             step: std::sync::Arc::clone(&run.step),
             message,
         })),
-        started: now,
-        finished: now,
-        attempts: 0,
-        thread: thread_number(),
+        stamp: Stamp::new(now, now, 0, thread_number()),
         directive: None,
     }
 }
@@ -545,6 +553,7 @@ mod tests {
             pipeline: "p".into(),
             step: "s".into(),
             context: ContextId::from(1),
+            names: tasks.iter().map(|t| Arc::clone(&t.name)).collect(),
             tasks: tasks.into(),
             input: Arc::new(10),
             previous: ResultSet::empty(),
@@ -557,6 +566,7 @@ mod tests {
             total_tasks: 0,
             hooks: Vec::new(),
             buffers: Arc::default(),
+            timed: true,
         }
     }
 
@@ -582,8 +592,8 @@ mod tests {
         let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed, Vec::new());
         assert_eq!(out.results.values().copied().collect::<Vec<_>>(), [11, 12, 13]);
         assert!(out.evaluation.success);
-        assert_eq!(out.tasks[1].thread, here);
-        assert_ne!(out.tasks[0].thread, here);
+        assert_eq!(out.stamps[1].thread(), here);
+        assert_ne!(out.stamps[0].thread(), here);
     }
 
     #[test]
@@ -627,7 +637,7 @@ mod tests {
         );
         let run = step_run(vec![flaky]);
         let outcome = run_task(&run, 0);
-        assert_eq!(outcome.attempts, 2);
+        assert_eq!(outcome.stamp.attempts, 2);
         assert_eq!(outcome.result.ok(), Some(2));
 
         let mut run = step_run(vec![Task::from_fn("t", |_| Ok(1))]);
@@ -635,7 +645,7 @@ mod tests {
         token.cancel();
         run.cancel = Some(token);
         let outcome = run_task(&run, 0);
-        assert_eq!(outcome.attempts, 0);
+        assert_eq!(outcome.stamp.attempts, 0);
         assert!(matches!(
             outcome.result.as_ref().map_err(|e| &**e),
             Err(TaskFailure::Cancelled { attempts: 0, .. })

@@ -1,6 +1,9 @@
 //! Gathering a step's outcomes and judging them.
 
+use std::ops::Range;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 use std::time::Duration;
 
 use super::buffers::Buffers;
@@ -11,7 +14,7 @@ use crate::error::TaskFailure;
 use crate::model::flow::Directive;
 use crate::model::strategy::{EvaluationResult, EvaluationStrategy, Tally};
 use crate::model::task::Task;
-use crate::records::metrics::TaskMetrics;
+use crate::records::metrics::Stamp;
 use crate::records::results::ResultSet;
 
 /// A judged step: results and errors in declaration order.
@@ -19,7 +22,10 @@ pub(crate) struct StepOutcome<T> {
     pub(crate) results: ResultSet<T>,
     pub(crate) errors: Vec<TaskFailure>,
     pub(crate) evaluation: EvaluationResult,
-    pub(crate) tasks: Vec<TaskMetrics>,
+    /// Each task's stamp, in declaration order.
+    pub(crate) stamps: Vec<Stamp>,
+    /// When the step's tasks were handed to their executors.
+    pub(crate) queued: Duration,
     /// The switch target picked by the first task (in declaration order)
     /// that picked one, and that task.
     pub(crate) switch: Option<(u8, Arc<str>)>,
@@ -108,10 +114,36 @@ impl<T> ResultProcessor<T> {
         self.received == self.slots.len()
     }
 
+    /// Fills the slots of the tasks in `range` with `run`, in parallel on
+    /// the current rayon pool: each worker writes straight into its tasks'
+    /// slots, so a large step's outcomes are neither collected first nor
+    /// moved again. `run` gives `None` for a task it did not finish (one
+    /// waiting for a retry). The slots must still be empty.
+    pub(crate) fn fill_par(&mut self, range: Range<usize>, run: impl Fn(usize) -> Option<Outcome<T>> + Sync)
+    where
+        T: Send,
+    {
+        let filled: usize = self.slots[range.clone()]
+            .par_iter_mut()
+            .zip(range)
+            .map(|(slot, index)| {
+                debug_assert!(slot.is_none());
+                *slot = run(index);
+                usize::from(slot.is_some())
+            })
+            .sum();
+        self.received += filled;
+    }
+
     /// Judges the step. Tasks that did not report are recorded as timed
     /// out or cancelled when `halt` says the wait was cut short, and as
     /// lost otherwise; a cut-short step is never judged a success. A
     /// panicking custom rule is caught and fails the step.
+    ///
+    /// One pass over the slots, writing three columns: values (with the
+    /// positions of their tasks only when some task failed), stamps, and
+    /// the success flags the strategy reads. Nothing per task is counted or
+    /// allocated: names stay with the step.
     pub(crate) fn judge(
         self,
         run: &StepRun<T>,
@@ -125,9 +157,10 @@ impl<T> ResultProcessor<T> {
         let mut switch = None;
         let mut stop = None;
         let mut timed_out = halt == Some(Halt::TimedOut);
-        let mut entries = Vec::with_capacity(received);
+        let mut values = Vec::with_capacity(received);
+        let mut positions: Option<Vec<usize>> = None;
         let mut errors = Vec::new();
-        let mut metrics = Vec::with_capacity(expected);
+        let mut stamps = Vec::with_capacity(expected);
         let mut ok = Vec::with_capacity(expected);
         for (index, (slot, task)) in slots.drain(..).zip(tasks).enumerate() {
             let outcome = match (slot, halt) {
@@ -135,32 +168,32 @@ impl<T> ResultProcessor<T> {
                 (None, Some(halt)) => run.halted_outcome(index, halt, 0),
                 (None, None) => lost(task, step),
             };
-            timed_out |= matches!(
-                outcome.result.as_ref().map_err(|e| &**e),
-                Err(TaskFailure::TimedOut { .. })
-            );
-            match outcome.directive {
-                Some(Directive::Switch(target)) if switch.is_none() && outcome.result.is_ok() => {
-                    switch = Some((target, Arc::clone(&task.name)));
+            if let Some(directive) = outcome.directive {
+                match directive {
+                    Directive::Switch(target) if switch.is_none() && outcome.result.is_ok() => {
+                        switch = Some((target, Arc::clone(&task.name)));
+                    }
+                    Directive::Stop if stop.is_none() => stop = Some(Arc::clone(&task.name)),
+                    _ => {}
                 }
-                Some(Directive::Stop) if stop.is_none() => stop = Some(Arc::clone(&task.name)),
-                _ => {}
             }
             let succeeded = outcome.result.is_ok();
             ok.push(succeeded);
-            metrics.push(TaskMetrics {
-                task: Arc::clone(&task.name),
-                queued,
-                started: outcome.started,
-                finished: outcome.finished,
-                attempts: outcome.attempts,
-                thread: outcome.thread,
-                succeeded,
-                restored: false,
-            });
+            let mut stamp = outcome.stamp;
+            stamp.mark_succeeded(succeeded);
+            stamps.push(stamp);
             match outcome.result {
-                Ok(value) => entries.push((Arc::clone(&task.name), value)),
-                Err(e) => errors.push(*e),
+                Ok(value) => {
+                    if let Some(positions) = &mut positions {
+                        positions.push(index);
+                    }
+                    values.push(value);
+                }
+                Err(e) => {
+                    positions.get_or_insert_with(|| (0..values.len()).collect());
+                    timed_out |= matches!(*e, TaskFailure::TimedOut { .. });
+                    errors.push(*e);
+                }
             }
         }
         run.buffers.keep_slots(slots);
@@ -180,10 +213,11 @@ impl<T> ResultProcessor<T> {
             evaluation.partial = false;
         }
         StepOutcome {
-            results: ResultSet::from_entries(entries),
+            results: ResultSet::from_columns(Arc::clone(&run.names), values, positions),
             errors,
             evaluation,
-            tasks: metrics,
+            stamps,
+            queued,
             switch,
             stop,
             timed_out,
@@ -200,10 +234,7 @@ fn lost<T>(task: &Task<T>, step: &Arc<str>) -> Outcome<T> {
             task: Arc::clone(&task.name),
             step: Arc::clone(step),
         })),
-        started: Duration::ZERO,
-        finished: Duration::ZERO,
-        attempts: 0,
-        thread: 0,
+        stamp: Stamp::default(),
         directive: None,
     }
 }
@@ -220,6 +251,7 @@ mod tests {
             tasks: (0..n)
                 .map(|i| Task::from_fn(format!("t{i}"), |c| Ok(*c.input())))
                 .collect(),
+            names: (0..n).map(|i| format!("t{i}").into()).collect(),
             input: Arc::new(0),
             previous: ResultSet::empty(),
             emitter: Arc::default(),
@@ -231,6 +263,7 @@ mod tests {
             total_tasks: 0,
             hooks: Vec::new(),
             buffers: Arc::default(),
+            timed: true,
         }
     }
 
@@ -245,10 +278,7 @@ mod tests {
                     step: "s".into(),
                 }))
             },
-            started: Duration::ZERO,
-            finished: Duration::ZERO,
-            attempts: 1,
-            thread: 1,
+            stamp: Stamp::new(Duration::ZERO, Duration::ZERO, 1, 1),
             directive: None,
         }
     }
@@ -269,8 +299,8 @@ mod tests {
         );
         assert_eq!(out.errors.len(), 1);
         assert!(out.evaluation.success && out.evaluation.partial);
-        assert_eq!(out.tasks.len(), 4);
-        assert!(!out.tasks[2].succeeded);
+        assert_eq!(out.stamps.len(), 4);
+        assert!(!out.stamps[2].succeeded() && out.stamps[3].succeeded());
     }
 
     #[test]

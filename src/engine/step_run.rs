@@ -12,8 +12,8 @@ use crate::error::{DeadlineScope, TaskFailure};
 use crate::ids::{ContextId, RunId};
 use crate::model::cancel::CancelToken;
 use crate::model::task::Task;
-use crate::records::metrics::{RunClock, thread_number};
-use crate::records::results::ResultSet;
+use crate::records::metrics::{RunClock, Stamp, thread_number};
+use crate::records::results::{Names, ResultSet};
 
 /// A deadline and what to call it in errors.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,9 @@ pub(crate) struct StepRun<T> {
     pub(crate) step: Arc<str>,
     pub(crate) context: ContextId,
     pub(crate) tasks: Arc<[Task<T>]>,
+    /// The tasks' names, shared with the step: the result set's name
+    /// column.
+    pub(crate) names: Names,
     pub(crate) input: Arc<T>,
     pub(crate) previous: ResultSet<T>,
     pub(crate) emitter: Arc<SignalEmitter>,
@@ -59,6 +62,9 @@ pub(crate) struct StepRun<T> {
     pub(crate) hooks: Vec<TaskHook<T>>,
     /// The executor's spare vectors for large steps.
     pub(crate) buffers: Arc<Buffers<T>>,
+    /// Whether each task's start and end are read from the clock
+    /// ([`RunOptions::task_timing`](crate::RunOptions::task_timing)).
+    pub(crate) timed: bool,
 }
 
 /// A callback for each task that succeeds; see [`StepRun::hooks`].
@@ -98,6 +104,16 @@ impl<T> StepRun<T> {
         self.halted().is_none()
     }
 
+    /// The run clock's time for a task's stamp, or zero when tasks are not
+    /// timed: two clock reads are a large share of a no-op task's cost.
+    pub(crate) fn stamp_now(&self) -> Duration {
+        if self.timed {
+            self.clock.now()
+        } else {
+            Duration::ZERO
+        }
+    }
+
     pub(crate) fn halted(&self) -> Option<Halt> {
         if self.deadline.is_some_and(|d| Instant::now() >= d.at) {
             Some(Halt::TimedOut)
@@ -124,10 +140,7 @@ impl<T> StepRun<T> {
         Outcome {
             index,
             result: Err(Box::new(error)),
-            started: now,
-            finished: now,
-            attempts,
-            thread: thread_number(),
+            stamp: Stamp::new(now, now, attempts, thread_number()),
             directive: None,
         }
     }

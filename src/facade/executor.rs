@@ -36,7 +36,7 @@ use crate::model::pipeline::Pipeline;
 use crate::model::step::Step;
 use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
-use crate::records::metrics::{ExecutionMetrics, RunClock};
+use crate::records::metrics::{ExecutionMetrics, RunClock, Stamp, TaskStamps};
 use crate::records::results::ResultSet;
 use crate::status::ExecutionStatus;
 
@@ -229,6 +229,8 @@ struct Scope<'a, T> {
     run: RunId,
     total_tasks: usize,
     retain: Retention,
+    /// Whether tasks' starts and ends are read from the clock.
+    timed: bool,
     saver: Option<&'a dyn Saver<T>>,
     /// Where the steps' tasks run when not all in this process (an MPI
     /// job's ranks).
@@ -372,6 +374,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             run: start.run,
             total_tasks: pipeline.steps().iter().map(|s| s.tasks.len()).sum(),
             retain: options.retain,
+            timed: !options.untimed,
             saver,
             remote,
         };
@@ -421,10 +424,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             .map(|t| Outcome {
                 index: t.index,
                 result: Ok(t.value),
-                started: t.started,
-                finished: t.finished,
-                attempts: t.attempts,
-                thread: t.thread,
+                stamp: Stamp::new(t.started, t.finished, t.attempts, t.thread),
                 directive: t.directive,
             })
             .collect();
@@ -687,6 +687,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             run: RunId::next(),
             total_tasks: step.tasks.len(),
             retain: Retention::All,
+            timed: true,
             saver: None,
             remote: None,
         };
@@ -712,6 +713,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             step: Arc::clone(&step.name),
             context: share.context,
             tasks: Arc::clone(&step.tasks),
+            names: Arc::clone(step.names()),
             input: share.input,
             previous: share.previous,
             emitter: Arc::default(),
@@ -723,6 +725,10 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             total_tasks: share.total_tasks,
             hooks: Vec::new(),
             buffers: Arc::clone(&self.buffers),
+            // The walking process decides whether its metrics show times;
+            // a share always records them, and costs the same either way
+            // next to the messages it travels in.
+            timed: true,
         };
         match self.factory.plan(step) {
             Ok(plan) => ExecutionCoordinator::run_only(run, plan, &share.only),
@@ -739,10 +745,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                             step: Arc::clone(&step.name),
                             message: e.to_string(),
                         })),
-                        started: now,
-                        finished: now,
-                        attempts: 0,
-                        thread: crate::records::metrics::thread_number(),
+                        stamp: Stamp::new(now, now, 0, crate::records::metrics::thread_number()),
                         directive: None,
                     })
                     .collect()
@@ -770,7 +773,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             step: Arc::clone(&step.name),
             tasks: Arc::clone(&step.tasks),
             state,
-            metrics: ExecutionMetrics::starting(&scope.clock),
+            metrics: ExecutionMetrics::starting(&scope.clock).into(),
             evaluation: None,
         };
         if let Err(e) = chain.insert_after(after, context) {
@@ -819,6 +822,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     step: Arc::clone(&step.name),
                     context: id,
                     tasks: Arc::clone(&step.tasks),
+                    names: Arc::clone(step.names()),
                     input: Arc::clone(scope.input),
                     previous: previous.clone(),
                     emitter: Arc::clone(&self.emitter),
@@ -830,6 +834,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     total_tasks: scope.total_tasks,
                     hooks: self.hooks(scope, step, id),
                     buffers: Arc::clone(&self.buffers),
+                    timed: scope.timed,
                 };
                 let gathered = match scope.remote {
                     Some(remote) => {
@@ -864,7 +869,13 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 let state = self.states.update(id, |s| {
                     s.with_results(results).with_errors(errors).with_status(status)
                 })?;
-                (state, Some(outcome.evaluation), outcome.tasks)
+                let stamps = TaskStamps {
+                    names: Arc::clone(step.names()),
+                    queued: outcome.queued,
+                    timed: scope.timed,
+                    stamps: outcome.stamps,
+                };
+                (state, Some(outcome.evaluation), Some(stamps))
             }
             // The executor could not be built after the run's checks passed
             // (a pool failed to start): the step is aborted, not the caller.
@@ -878,7 +889,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 let state = self.states.update(id, |s| {
                     s.with_errors(failures).with_status(ExecutionStatus::Aborted)
                 })?;
-                (state, None, Vec::new())
+                (state, None, None)
             }
         };
         let context = chain
@@ -886,8 +897,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             .ok_or(RunError::UnknownContext { context: id })?;
         context.state = Arc::clone(&state);
         context.evaluation = evaluation;
-        context.metrics.finished = scope.clock.now();
-        context.metrics.tasks = tasks;
+        context.metrics.finish(scope.clock.now(), tasks);
         let status = state.status();
         span.finish(status, end.timed_out.is_some());
         if !self.emitter.is_empty() {
@@ -973,8 +983,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 .emit(|o| o.context_initialized(&event(ExecutionStatus::Pending, None, &[])));
             self.emitter
                 .emit(|o| o.context_started(&event(ExecutionStatus::Executing, None, &[])));
-            for task in context.tasks() {
-                let metrics = context.metrics().task(task.name());
+            for (index, task) in context.tasks().iter().enumerate() {
+                let metrics = context.metrics.task_at(index);
                 let error = state.errors().iter().find(|e| e.task() == task.name());
                 let event = TaskEvent {
                     run: scope.run,
@@ -984,15 +994,15 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     step: &context.step,
                     context: context.id(),
                     task: task.name(),
-                    attempt: metrics.map_or(1, |m| m.attempts),
-                    thread: metrics.map_or(0, |m| m.thread),
+                    attempt: metrics.map_or(1, |m| m.0),
+                    thread: metrics.map_or(0, |m| m.1),
                     error: None,
                     elapsed: std::time::Duration::ZERO,
                 };
                 self.emitter.emit(|o| o.task_started(&event));
                 let event = TaskEvent {
                     error,
-                    elapsed: metrics.map_or(std::time::Duration::ZERO, |m| m.duration()),
+                    elapsed: metrics.map_or(std::time::Duration::ZERO, |m| m.2),
                     ..event
                 };
                 self.emitter.emit(|o| o.task_finished(&event));

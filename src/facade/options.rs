@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retain: Retention,
+    /// Set by [`task_timing(false)`](RunOptions::task_timing).
+    pub(crate) untimed: bool,
 }
 
 /// Which results a run keeps in its chain while it goes.
@@ -82,6 +84,22 @@ impl RunOptions {
     #[must_use]
     pub fn retain(mut self, retention: Retention) -> Self {
         self.retain = retention;
+        self
+    }
+
+    /// Whether each task's start and end are read from the clock.
+    ///
+    /// With timing off, a task's [`TaskMetrics`](crate::TaskMetrics) place
+    /// it at the moment its step queued it, with no length (`started` and
+    /// `finished` equal `queued`); attempts, thread and success are still
+    /// recorded, and steps and the run are still timed. Two clock reads
+    /// are a large share of what a task that does almost nothing costs, so
+    /// a run of many tiny tasks that never reads their times can skip them.
+    ///
+    /// Default: on.
+    #[must_use]
+    pub fn task_timing(mut self, on: bool) -> Self {
+        self.untimed = !on;
         self
     }
 

@@ -1,13 +1,14 @@
 //! Steps: groups of tasks that run in parallel, with their flow edges.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::flow::{Edges, Flow, SWITCHES};
 use super::strategy::EvaluationStrategy;
 use super::task::{ExecutorRef, Task, TaskContext};
 use crate::error::TaskError;
+use crate::records::results::Names;
 
 /// A group of tasks that run in parallel, judged by one strategy, with
 /// edges that say where the run goes next.
@@ -39,6 +40,9 @@ pub struct Step<T> {
     /// change, so that planning a step of 10,000 tasks does not compare
     /// 10,000 executor names on every run.
     pub(crate) uniform: bool,
+    /// The tasks' names, built on first use and shared by every result set
+    /// and metrics record of this step's runs.
+    names: OnceLock<Names>,
 }
 
 /// Whether every task of `tasks` names the same executor.
@@ -58,6 +62,7 @@ impl<T> Step<T> {
             edges: Edges::default(),
             timeout: None,
             named_by_tasks: false,
+            names: OnceLock::new(),
         }
     }
 
@@ -100,6 +105,7 @@ impl<T> Step<T> {
         tasks.push(task);
         self.tasks = tasks.into();
         self.uniform = uniform(&self.tasks);
+        self.names = OnceLock::new();
         if self.named_by_tasks {
             self.name = name_of(&self.tasks).into();
         }
@@ -147,6 +153,7 @@ impl<T> Step<T> {
             edges: Edges::default(),
             timeout: None,
             named_by_tasks: true,
+            names: OnceLock::new(),
         }
     }
 
@@ -252,6 +259,12 @@ impl<T> Step<T> {
         &self.tasks
     }
 
+    /// The tasks' names, in declaration order, shared.
+    pub(crate) fn names(&self) -> &Names {
+        self.names
+            .get_or_init(|| self.tasks.iter().map(|t| Arc::clone(&t.name)).collect())
+    }
+
     /// The step's evaluation strategy.
     #[must_use]
     pub fn evaluation_strategy(&self) -> &EvaluationStrategy {
@@ -311,6 +324,7 @@ impl<T> Clone for Step<T> {
             timeout: self.timeout,
             named_by_tasks: self.named_by_tasks,
             uniform: self.uniform,
+            names: self.names.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::outcome::Outcome;
 use crate::error::{Cause, DeadlineScope, TaskFailure};
 use crate::model::flow::Directive;
+use crate::records::metrics::Stamp;
 
 /// Messages from rank 0 to the others.
 #[derive(Debug, Serialize, Deserialize)]
@@ -184,10 +185,10 @@ impl<'a, T> WireOutcome<&'a T> {
                 Ok(value) => Ok(value),
                 Err(failure) => Err(WireFailure::of(failure)),
             },
-            started: outcome.started,
-            finished: outcome.finished,
-            attempts: outcome.attempts,
-            thread: outcome.thread,
+            started: outcome.stamp.started(),
+            finished: outcome.stamp.finished(),
+            attempts: outcome.stamp.attempts,
+            thread: outcome.stamp.thread(),
             directive: match outcome.directive {
                 None => WireDirective::None,
                 Some(Directive::Switch(n)) => WireDirective::Switch(n),
@@ -217,14 +218,16 @@ impl<T> WireOutcome<T> {
             result: self
                 .result
                 .map_err(|f| Box::new(f.into_failure(task, origin.step, origin.rank))),
-            started: origin.sent.saturating_add(self.started),
-            finished: origin.sent.saturating_add(self.finished),
-            attempts: self.attempts,
             // Thread numbers are per process: rank r's thread n shows as
             // r * 10000 + n, so no two ranks' threads share a number.
-            thread: (origin.rank as u64)
-                .saturating_mul(10_000)
-                .saturating_add(self.thread),
+            stamp: Stamp::new(
+                origin.sent.saturating_add(self.started),
+                origin.sent.saturating_add(self.finished),
+                self.attempts,
+                (origin.rank as u64)
+                    .saturating_mul(10_000)
+                    .saturating_add(self.thread),
+            ),
             directive: match self.directive {
                 WireDirective::None => None,
                 WireDirective::Switch(n) => Some(Directive::Switch(n)),

@@ -266,7 +266,7 @@ mod tests {
                 .map(|t| Task::from_fn(*t, |c| Ok(*c.input())))
                 .collect(),
             state: Arc::new(ExecutionState::new()),
-            metrics: ExecutionMetrics::default(),
+            metrics: ExecutionMetrics::default().into(),
             evaluation: None,
         }
     }

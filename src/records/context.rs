@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::ids::ContextId;
 use crate::model::strategy::EvaluationResult;
 use crate::model::task::Task;
-use crate::records::metrics::ExecutionMetrics;
+use crate::records::metrics::{ExecutionMetrics, MetricsRecord};
 use crate::records::state::ExecutionState;
 
 /// One run of one step: which tasks, of which pipeline, and how it went.
@@ -19,7 +19,7 @@ pub struct ExecutionContext<T> {
     pub(crate) step: Arc<str>,
     pub(crate) tasks: Arc<[Task<T>]>,
     pub(crate) state: Arc<ExecutionState<T>>,
-    pub(crate) metrics: ExecutionMetrics,
+    pub(crate) metrics: MetricsRecord,
     pub(crate) evaluation: Option<EvaluationResult>,
 }
 
@@ -63,7 +63,7 @@ impl<T> ExecutionContext<T> {
     /// Its timing.
     #[must_use]
     pub fn metrics(&self) -> &ExecutionMetrics {
-        &self.metrics
+        self.metrics.get()
     }
 
     /// The strategy's verdict, once the step has been judged.
@@ -95,7 +95,7 @@ impl<T: fmt::Debug> fmt::Debug for ExecutionContext<T> {
             .field("step", &self.step)
             .field("tasks", &self.tasks.iter().map(Task::name).collect::<Vec<_>>())
             .field("state", &self.state)
-            .field("metrics", &self.metrics)
+            .field("metrics", self.metrics.get())
             .field("evaluation", &self.evaluation)
             .finish()
     }

@@ -1,10 +1,12 @@
 //! Timing of contexts and tasks.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+
+use crate::records::results::Names;
 
 /// The clock of one run: every offset in the run's metrics is measured from
 /// the same instant, so tasks of different steps line up on one timeline.
@@ -71,6 +73,185 @@ thread_local! {
 /// unique in the process.
 pub(crate) fn thread_number() -> u64 {
     THREAD.with(|n| *n)
+}
+
+/// One task's timing as the engine records it while a step runs: 24
+/// bytes, with no name and nothing to count or free, so that a step of
+/// 10,000 tasks writes one small record per task. A context turns its
+/// stamps into [`TaskMetrics`] the first time they are read (see
+/// [`MetricsRecord`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Nanoseconds from the run's start to the first attempt's start.
+    started: u64,
+    /// Nanoseconds from the run's start to the last attempt's end.
+    finished: u64,
+    pub(crate) attempts: u32,
+    /// The thread number in the low 30 bits, and two flags above it.
+    thread: u32,
+}
+
+impl Stamp {
+    const SUCCEEDED: u32 = 1 << 31;
+    const RESTORED: u32 = 1 << 30;
+    const THREAD: u32 = Self::RESTORED - 1;
+
+    /// A stamp for a task that ran from `started` to `finished` on thread
+    /// `thread`. Thread numbers are dense and count OS threads; one past
+    /// 2^30 would wrap, which a process never reaches.
+    pub(crate) fn new(started: Duration, finished: Duration, attempts: u32, thread: u64) -> Self {
+        Self {
+            started: nanos(started),
+            finished: nanos(finished),
+            attempts,
+            #[allow(clippy::cast_possible_truncation)]
+            thread: (thread as u32) & Self::THREAD,
+        }
+    }
+
+    pub(crate) fn started(&self) -> Duration {
+        Duration::from_nanos(self.started)
+    }
+
+    pub(crate) fn finished(&self) -> Duration {
+        Duration::from_nanos(self.finished)
+    }
+
+    pub(crate) fn thread(&self) -> u64 {
+        u64::from(self.thread & Self::THREAD)
+    }
+
+    pub(crate) fn succeeded(&self) -> bool {
+        self.thread & Self::SUCCEEDED != 0
+    }
+
+    pub(crate) fn restored(&self) -> bool {
+        self.thread & Self::RESTORED != 0
+    }
+
+    pub(crate) fn mark_succeeded(&mut self, succeeded: bool) {
+        self.set(Self::SUCCEEDED, succeeded);
+    }
+
+    pub(crate) fn mark_restored(&mut self, restored: bool) {
+        self.set(Self::RESTORED, restored);
+    }
+
+    fn set(&mut self, flag: u32, on: bool) {
+        if on {
+            self.thread |= flag;
+        } else {
+            self.thread &= !flag;
+        }
+    }
+}
+
+/// A duration in whole nanoseconds, saturating: `u64` nanoseconds cover
+/// 584 years.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The tasks' stamps of one context, with what turns them into
+/// [`TaskMetrics`].
+#[derive(Debug, Clone)]
+pub(crate) struct TaskStamps {
+    pub(crate) names: Names,
+    /// When the step's tasks were handed to their executors.
+    pub(crate) queued: Duration,
+    /// Whether the tasks' times were measured; when not, each task sits at
+    /// `queued` with no length.
+    pub(crate) timed: bool,
+    pub(crate) stamps: Vec<Stamp>,
+}
+
+impl TaskStamps {
+    fn expand(&self) -> Vec<TaskMetrics> {
+        self.stamps
+            .iter()
+            .zip(self.names.iter())
+            .map(|(s, name)| {
+                let (started, finished) = if self.timed {
+                    (s.started(), s.finished())
+                } else {
+                    (self.queued, self.queued)
+                };
+                TaskMetrics {
+                    task: Arc::clone(name),
+                    queued: self.queued,
+                    started,
+                    finished,
+                    attempts: s.attempts,
+                    thread: s.thread(),
+                    succeeded: s.succeeded(),
+                    restored: s.restored(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A context's metrics as it keeps them: the context's own times, and
+/// either its tasks' compact stamps, expanded into [`ExecutionMetrics`] on
+/// first read, or (restored from a checkpoint) the full metrics.
+///
+/// Expanding costs one name reference per task; a run whose caller never
+/// reads per-task metrics never pays it.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricsRecord {
+    base: ExecutionMetrics,
+    stamps: Option<TaskStamps>,
+    expanded: OnceLock<ExecutionMetrics>,
+}
+
+impl MetricsRecord {
+    /// The metrics, expanding the stamps the first time.
+    pub(crate) fn get(&self) -> &ExecutionMetrics {
+        match &self.stamps {
+            None => &self.base,
+            Some(stamps) => self.expanded.get_or_init(|| ExecutionMetrics {
+                tasks: stamps.expand(),
+                ..self.base.clone()
+            }),
+        }
+    }
+
+    /// Records the context's end and its tasks.
+    pub(crate) fn finish(&mut self, finished: Duration, stamps: Option<TaskStamps>) {
+        self.base.finished = finished;
+        self.stamps = stamps;
+        self.expanded = OnceLock::new();
+    }
+
+    /// One task's attempts, thread and duration, by position, without
+    /// expanding the rest.
+    pub(crate) fn task_at(&self, index: usize) -> Option<(u32, u64, Duration)> {
+        match &self.stamps {
+            Some(s) => s.stamps.get(index).map(|t| {
+                let length = if s.timed {
+                    t.finished().saturating_sub(t.started())
+                } else {
+                    Duration::ZERO
+                };
+                (t.attempts, t.thread(), length)
+            }),
+            None => self
+                .base
+                .tasks
+                .get(index)
+                .map(|t| (t.attempts, t.thread, t.duration())),
+        }
+    }
+}
+
+impl From<ExecutionMetrics> for MetricsRecord {
+    fn from(base: ExecutionMetrics) -> Self {
+        Self {
+            base,
+            stamps: None,
+            expanded: OnceLock::new(),
+        }
+    }
 }
 
 /// When one task ran, where, and how many attempts it took.
