@@ -19,6 +19,9 @@
 //!   `conveyor_pool` runs each task on the pool and is compared with 1,000
 //!   `pool.install` round trips plus a send/recv each; the difference between
 //!   the two conveyor functions is what a pool round trip adds per step.
+//! - `tasks_10k/conveyor_pool_untimed`: the same step run with
+//!   `RunOptions::task_timing(false)`, which skips each task's two clock
+//!   reads.
 //! - `tasks_10k/baseline_par_iter`: the same 10,000 no-op calls as the
 //!   `par_iter` a rayon user would write, each under `catch_unwind` and
 //!   collected in order, as conveyor keeps its outcomes.
@@ -36,7 +39,7 @@
 use std::hint::black_box;
 use std::num::NonZeroUsize;
 
-use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, Task};
+use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, RunOptions, Task};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::ThreadPool;
 use rayon::prelude::*;
@@ -127,6 +130,10 @@ fn tasks_10k(c: &mut Criterion) {
     });
     group.bench_function("conveyor_pool", |b| {
         b.iter(|| executor.execute(&pipeline, black_box(0)).unwrap());
+    });
+    let untimed = RunOptions::new().task_timing(false);
+    group.bench_function("conveyor_pool_untimed", |b| {
+        b.iter(|| executor.execute_with(&pipeline, black_box(0), &untimed).unwrap());
     });
     group.finish();
 }

@@ -22,7 +22,7 @@ pub(crate) struct Attempts {
     /// there to the end of its last attempt, its own backoffs included.
     /// Backoffs never run other tasks on the task's stack, so nothing else
     /// is counted in it.
-    first_start: Option<Duration>,
+    first_start: Option<u64>,
     /// The failures of the attempts so far.
     errors: Vec<TaskFailure>,
 }
@@ -60,6 +60,7 @@ pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
 
 /// Makes one attempt at a task, catching its panic, and decides whether it
 /// is done or should be tried again.
+#[inline]
 pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progress<T> {
     let task = &run.tasks[index];
     if let Some(halt) = run.halted() {
@@ -154,7 +155,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
                 number,
                 thread,
                 error,
-                finished.saturating_sub(started),
+                Duration::from_nanos(finished.saturating_sub(started)),
             ));
         });
     }
@@ -210,7 +211,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
     let outcome = Outcome {
         index,
         result: result.map_err(Box::new),
-        stamp: Stamp::new(first_start, finished, number, thread),
+        stamp: Stamp::from_nanos(first_start, finished, number, thread),
         directive,
     };
     if outcome.result.is_ok() {

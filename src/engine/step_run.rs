@@ -106,12 +106,8 @@ impl<T> StepRun<T> {
 
     /// The run clock's time for a task's stamp, or zero when tasks are not
     /// timed: two clock reads are a large share of a no-op task's cost.
-    pub(crate) fn stamp_now(&self) -> Duration {
-        if self.timed {
-            self.clock.now()
-        } else {
-            Duration::ZERO
-        }
+    pub(crate) fn stamp_now(&self) -> u64 {
+        if self.timed { self.clock.now_nanos() } else { 0 }
     }
 
     pub(crate) fn halted(&self) -> Option<Halt> {

@@ -17,14 +17,26 @@ use crate::records::results::Names;
 /// start-up that the counter is invariant and falls back to the OS clock
 /// where it is not; its one-time calibration takes about half a
 /// millisecond. Deadlines keep `std::time::Instant`, which waits need.
+///
+/// A task's stamp reads it as whole nanoseconds ([`now_nanos`](Self::now_nanos)):
+/// the counter's raw ticks scaled by one multiply and shift, with no
+/// `Duration` built and no division.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RunClock {
-    epoch: quanta::Instant,
+    /// The counter's raw reading when the run started.
+    epoch: u64,
     wall: SystemTime,
-    /// Where this clock's offsets start: zero for a new run; for a resumed
-    /// one, after every offset its restored part recorded, so that the
-    /// restored steps and the new ones never overlap on one timeline.
-    offset: Duration,
+    /// Where this clock's offsets start, in nanoseconds: zero for a new
+    /// run; for a resumed one, after every offset its restored part
+    /// recorded, so that the restored steps and the new ones never overlap
+    /// on one timeline.
+    offset: u64,
+}
+
+/// The process's counter, calibrated once.
+fn counter() -> &'static quanta::Clock {
+    static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
+    COUNTER.get_or_init(quanta::Clock::new)
 }
 
 impl RunClock {
@@ -35,25 +47,33 @@ impl RunClock {
     /// A clock whose offsets start at `offset`.
     pub(crate) fn resumed(offset: Duration) -> Self {
         Self {
-            epoch: quanta::Instant::now(),
+            epoch: counter().raw(),
             wall: SystemTime::now(),
-            offset,
+            offset: nanos(offset),
         }
     }
 
+    /// Nanoseconds since the run started, offset included.
+    pub(crate) fn now_nanos(&self) -> u64 {
+        let counter = counter();
+        self.offset
+            .saturating_add(counter.delta_as_nanos(self.epoch, counter.raw()))
+    }
+
     pub(crate) fn now(&self) -> Duration {
-        self.offset.saturating_add(self.epoch.elapsed())
+        Duration::from_nanos(self.now_nanos())
     }
 
     /// Where this clock's offsets start.
     pub(crate) fn offset(&self) -> Duration {
-        self.offset
+        Duration::from_nanos(self.offset)
     }
 
     /// Time since this clock started, without its offset: how long this
     /// process has spent on the run.
     pub(crate) fn here(&self) -> Duration {
-        self.epoch.elapsed()
+        let counter = counter();
+        counter.delta(self.epoch, counter.raw())
     }
 
     pub(crate) fn wall_start(&self) -> SystemTime {
@@ -100,9 +120,14 @@ impl Stamp {
     /// `thread`. Thread numbers are dense and count OS threads; one past
     /// 2^30 would wrap, which a process never reaches.
     pub(crate) fn new(started: Duration, finished: Duration, attempts: u32, thread: u64) -> Self {
+        Self::from_nanos(nanos(started), nanos(finished), attempts, thread)
+    }
+
+    /// [`new`](Self::new), from nanoseconds since the run's start.
+    pub(crate) fn from_nanos(started: u64, finished: u64, attempts: u32, thread: u64) -> Self {
         Self {
-            started: nanos(started),
-            finished: nanos(finished),
+            started,
+            finished,
             attempts,
             #[allow(clippy::cast_possible_truncation)]
             thread: (thread as u32) & Self::THREAD,
