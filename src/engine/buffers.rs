@@ -1,35 +1,27 @@
 //! The large per-step vectors, kept between steps.
 //!
-//! A step of many tasks needs a vector as long as the step: the result
-//! processor's slots (and, for a step that mixes executors, one for its
-//! pool group's first round). Allocated
-//! fresh for every step, they are large enough for the allocator to map
-//! new pages each time, and a 10,000-task step spent a quarter of its time
-//! in page faults, or not, depending on the allocator's state: the same
-//! benchmark measured 0.63 ms or 1.25 ms. Kept here, they are mapped once.
+//! A step of many tasks needs a column as long as the step for its
+//! tasks' values while they arrive. Allocated fresh for every step, it is
+//! large enough for the allocator to map new pages each time, and a
+//! 10,000-task step spent a quarter of its time in page faults, or not,
+//! depending on the allocator's state: the same benchmark measured 0.63 ms
+//! or 1.25 ms. Kept here, it is mapped once. (The stamps column is handed
+//! to the step's context as its metrics, so it cannot be kept.)
 
 use parking_lot::Mutex;
 
-use super::outcome::Outcome;
-
-/// The longest vector kept, in tasks (about 4 MB of slots for a
-/// word-sized result): a step of a million tasks should not leave its
-/// vectors behind for the rest of the executor's life.
+/// The longest vector kept, in tasks: a step of a million tasks should
+/// not leave its vectors behind for the rest of the executor's life.
 const KEEP: usize = 1 << 16;
-/// How many are kept: a step's slots and, for a step that mixes
-/// executors, its pool group's first round, plus one nested run's.
-const SPARE: usize = 3;
+/// How many are kept: a step's, and one nested run's.
+const SPARE: usize = 2;
 /// The shortest vector worth keeping, in tasks: a small one costs the
 /// allocator less than the lock that would keep it.
 const LARGE: usize = 256;
 
-/// One slot per task for its outcome, by task index or by position in a
-/// group.
-pub(crate) type Slots<T> = Vec<Option<Outcome<T>>>;
-
-/// Spare slot vectors for the steps of one executor.
+/// Spare value columns for the steps of one executor.
 pub(crate) struct Buffers<T> {
-    spare: Mutex<Vec<Slots<T>>>,
+    spare: Mutex<Vec<Vec<Option<T>>>>,
 }
 
 impl<T> Default for Buffers<T> {
@@ -41,9 +33,9 @@ impl<T> Default for Buffers<T> {
 }
 
 impl<T> Buffers<T> {
-    /// An empty slot vector for `n` tasks, with room from an earlier step
+    /// An empty value column for `n` tasks, with room from an earlier step
     /// if one is kept and `n` is large.
-    pub(crate) fn slots(&self, n: usize) -> Slots<T> {
+    pub(crate) fn values(&self, n: usize) -> Vec<Option<T>> {
         if n < LARGE {
             return Vec::with_capacity(n);
         }
@@ -52,7 +44,7 @@ impl<T> Buffers<T> {
 
     /// Keeps `v` for a later step, if it is neither too short nor too
     /// long.
-    pub(crate) fn keep_slots(&self, mut v: Slots<T>) {
+    pub(crate) fn keep_values(&self, mut v: Vec<Option<T>>) {
         v.clear();
         if !(LARGE..=KEEP).contains(&v.capacity()) {
             return;

@@ -261,8 +261,8 @@ fn join_here<T: Send + Sync + 'static>(
 /// with when each is due.
 ///
 /// The caller joins this group in place with rayon's indexed iterators:
-/// a whole step's range writes straight into the processor's slots, and a
-/// group of a mixed step collects into a kept vector first. With every
+/// a whole step's range writes straight into the processor's columns, and
+/// a group of a mixed step collects its outcomes first. With every
 /// task writing into one channel instead, the channel's tail was the one
 /// cache line all workers fought over, which made a 10,000-task no-op
 /// step slower on two threads than on one. Retries are rare, so they
@@ -284,12 +284,11 @@ fn first_round<T: Send + Sync>(
     match tasks {
         TaskIndices::Range(r) => processor.fill_par(r.clone(), one),
         TaskIndices::List(v) => {
-            let mut out = run.buffers.slots(v.len());
+            let mut out = Vec::new();
             v.par_iter().map(|&i| one(i)).collect_into_vec(&mut out);
-            for outcome in out.drain(..).flatten() {
+            for outcome in out.into_iter().flatten() {
                 processor.accept(outcome);
             }
-            run.buffers.keep_slots(out);
         }
     }
     retries.into_inner()

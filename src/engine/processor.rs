@@ -2,9 +2,11 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use parking_lot::Mutex;
+use rayon::prelude::*;
 
 use super::buffers::Buffers;
 use super::outcome::Outcome;
@@ -45,35 +47,169 @@ pub(crate) struct StepOutcome<T> {
 /// Outcomes arrive in any order, from the thread that waits (the group it
 /// joined or ran itself) and over the step's channel (the groups that ran
 /// while it did something else); the coordinator hands each to
-/// [`accept`](Self::accept). The slots put them back in declaration order.
+/// [`accept`](Self::accept), or has a whole round written in parallel with
+/// [`fill_par`](Self::fill_par).
+///
+/// The outcomes are kept by column, in declaration order: one stamp and
+/// one optional value per task, and the rare failures and directives on
+/// the side, by task index. The stamps become the context's metrics as
+/// they are, and the values its results after one pass that drops the
+/// empty ones, so judging a step of 10,000 tasks moves little.
 pub(crate) struct ResultProcessor<T> {
-    slots: Vec<Option<Outcome<T>>>,
+    expected: usize,
+    /// Empty until the first outcome arrives, then one per task; a stamp
+    /// whose task reported is marked so.
+    stamps: Vec<Stamp>,
+    values: Vec<Option<T>>,
+    failures: Vec<(usize, Box<TaskFailure>)>,
+    directives: Vec<(usize, Directive)>,
     received: usize,
+}
+
+/// Where the rare parts of outcomes go while a round runs in parallel.
+struct Sides {
+    failures: Mutex<Vec<(usize, Box<TaskFailure>)>>,
+    directives: Mutex<Vec<(usize, Directive)>>,
+}
+
+impl Sides {
+    /// Splits `outcome` into its stamp and value, putting a failure or a
+    /// directive aside.
+    fn split<T>(&self, outcome: Outcome<T>) -> (Stamp, Option<T>) {
+        let Outcome {
+            index,
+            result,
+            mut stamp,
+            directive,
+        } = outcome;
+        stamp.mark_reported();
+        stamp.mark_succeeded(result.is_ok());
+        if let Some(directive) = directive {
+            self.directives.lock().push((index, directive));
+        }
+        match result {
+            Ok(value) => (stamp, Some(value)),
+            Err(failure) => {
+                self.failures.lock().push((index, failure));
+                (stamp, None)
+            }
+        }
+    }
 }
 
 impl<T> ResultProcessor<T> {
     /// A processor for `expected` outcomes.
     pub(crate) fn new(expected: usize) -> Self {
-        let mut slots = Vec::with_capacity(expected);
-        slots.resize_with(expected, || None);
-        Self { slots, received: 0 }
+        Self::with_values(expected, Vec::new())
     }
 
-    /// A processor for `expected` outcomes, in a slot vector kept from an
-    /// earlier step when `buffers` has one.
+    /// A processor for `expected` outcomes, whose value column reuses a
+    /// vector kept from an earlier step when `buffers` has one.
     pub(crate) fn reusing(expected: usize, buffers: &Buffers<T>) -> Self {
-        let mut slots = buffers.slots(expected);
-        slots.resize_with(expected, || None);
-        Self { slots, received: 0 }
+        Self::with_values(expected, buffers.values(expected))
     }
 
-    /// Takes one task's outcome.
-    pub(crate) fn accept(&mut self, outcome: Outcome<T>) {
-        let slot = &mut self.slots[outcome.index];
-        if slot.is_none() {
-            self.received += 1;
+    fn with_values(expected: usize, values: Vec<Option<T>>) -> Self {
+        Self {
+            expected,
+            stamps: Vec::new(),
+            values,
+            failures: Vec::new(),
+            directives: Vec::new(),
+            received: 0,
         }
-        *slot = Some(outcome);
+    }
+
+    /// Makes room for every task's outcome, once.
+    fn columns(&mut self) {
+        if self.stamps.len() != self.expected {
+            self.stamps.resize(self.expected, Stamp::default());
+            self.values.clear();
+            self.values.resize_with(self.expected, || None);
+        }
+    }
+
+    fn sides(&mut self) -> Sides {
+        Sides {
+            failures: Mutex::new(std::mem::take(&mut self.failures)),
+            directives: Mutex::new(std::mem::take(&mut self.directives)),
+        }
+    }
+
+    fn keep_sides(&mut self, sides: Sides) {
+        self.failures = sides.failures.into_inner();
+        self.directives = sides.directives.into_inner();
+    }
+
+    /// Takes one task's outcome. The first outcome of a task counts; a task
+    /// reports once, so a second would be a bug, and is dropped.
+    pub(crate) fn accept(&mut self, outcome: Outcome<T>) {
+        self.columns();
+        let index = outcome.index;
+        if self.stamps[index].reported() {
+            debug_assert!(false, "task {index} reported twice");
+            return;
+        }
+        let Outcome {
+            result,
+            mut stamp,
+            directive,
+            ..
+        } = outcome;
+        stamp.mark_reported();
+        stamp.mark_succeeded(result.is_ok());
+        self.stamps[index] = stamp;
+        if let Some(directive) = directive {
+            self.directives.push((index, directive));
+        }
+        match result {
+            Ok(value) => self.values[index] = Some(value),
+            Err(failure) => self.failures.push((index, failure)),
+        }
+        self.received += 1;
+    }
+
+    /// Fills the outcomes of the tasks in `range` with `run`, in parallel
+    /// on the current rayon pool: each worker writes straight into its
+    /// tasks' columns, and a round over the whole step writes them as it
+    /// creates them, with nothing collected first or moved again. `run`
+    /// gives `None` for a task it did not finish (one waiting for a retry).
+    /// None of these tasks may have reported yet.
+    pub(crate) fn fill_par(&mut self, range: Range<usize>, run: impl Fn(usize) -> Option<Outcome<T>> + Sync)
+    where
+        T: Send,
+    {
+        let sides = self.sides();
+        // Counted only for the rare task that did not finish, so that the
+        // workers share no counter on the common path.
+        let unfinished = AtomicUsize::new(0);
+        let len = range.len();
+        let one = |index: usize| match run(index) {
+            Some(outcome) => sides.split(outcome),
+            None => {
+                unfinished.fetch_add(1, Ordering::Relaxed);
+                (Stamp::default(), None)
+            }
+        };
+        if range == (0..self.expected) && self.stamps.is_empty() {
+            range
+                .into_par_iter()
+                .map(one)
+                .unzip_into_vecs(&mut self.stamps, &mut self.values);
+        } else {
+            self.columns();
+            let (stamps, values) = (&mut self.stamps[range.clone()], &mut self.values[range.clone()]);
+            stamps
+                .par_iter_mut()
+                .zip(values.par_iter_mut())
+                .zip(range)
+                .for_each(|((stamp, value), index)| {
+                    debug_assert!(!stamp.reported());
+                    (*stamp, *value) = one(index);
+                });
+        }
+        self.keep_sides(sides);
+        self.received += len - unfinished.into_inner();
     }
 
     /// Expects no outcome from the tasks `skipped` marks: they run
@@ -83,120 +219,117 @@ impl<T> ResultProcessor<T> {
         self.received += skipped.iter().filter(|&&s| s).count();
     }
 
+    /// Whether every task has reported.
+    pub(crate) fn complete(&self) -> bool {
+        self.received == self.expected
+    }
+
+    /// Records every task that did not report: timed out or cancelled when
+    /// `halt` says the wait was cut short, lost otherwise.
+    fn settle(&mut self, run: &StepRun<T>, halt: Option<Halt>, only: Option<&[bool]>) {
+        self.columns();
+        if self.complete() {
+            return;
+        }
+        for index in 0..self.expected {
+            if self.stamps[index].reported() || only.is_some_and(|o| !o[index]) {
+                continue;
+            }
+            let outcome = match halt {
+                Some(halt) => run.halted_outcome(index, halt, 0),
+                None => Outcome {
+                    index,
+                    ..lost(&run.tasks[index], &run.step)
+                },
+            };
+            self.accept(outcome);
+        }
+    }
+
     /// The outcomes of the tasks `only` marks, in declaration order,
     /// unjudged. Tasks that did not report are recorded as in
     /// [`judge`](Self::judge).
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn into_outcomes(
-        self,
+        mut self,
         run: &StepRun<T>,
         only: &[bool],
         halt: Option<Halt>,
     ) -> Vec<Outcome<T>> {
-        self.slots
+        self.settle(run, halt, Some(only));
+        let mut failures: Vec<Option<Box<TaskFailure>>> = (0..self.expected).map(|_| None).collect();
+        for (index, failure) in self.failures {
+            failures[index] = Some(failure);
+        }
+        let mut directives = vec![None; self.expected];
+        for (index, directive) in self.directives {
+            directives[index] = Some(directive);
+        }
+        self.stamps
             .into_iter()
-            .zip(only)
+            .zip(self.values)
+            .zip(failures.into_iter().zip(directives))
             .enumerate()
-            .filter(|(_, (_, only))| **only)
-            .map(|(index, (slot, _))| match (slot, halt) {
-                (Some(outcome), _) => outcome,
-                (None, Some(halt)) => run.halted_outcome(index, halt, 0),
-                (None, None) => Outcome {
-                    index,
-                    ..lost(&run.tasks[index], &run.step)
+            .filter(|(index, _)| only[*index])
+            .map(|(index, ((stamp, value), (failure, directive)))| Outcome {
+                index,
+                result: match (value, failure) {
+                    (Some(value), _) => Ok(value),
+                    (None, Some(failure)) => Err(failure),
+                    (None, None) => lost(&run.tasks[index], &run.step).result,
                 },
+                stamp,
+                directive,
             })
             .collect()
-    }
-
-    /// Whether every task has reported.
-    pub(crate) fn complete(&self) -> bool {
-        self.received == self.slots.len()
-    }
-
-    /// Fills the slots of the tasks in `range` with `run`, in parallel on
-    /// the current rayon pool: each worker writes straight into its tasks'
-    /// slots, so a large step's outcomes are neither collected first nor
-    /// moved again. `run` gives `None` for a task it did not finish (one
-    /// waiting for a retry). The slots must still be empty.
-    pub(crate) fn fill_par(&mut self, range: Range<usize>, run: impl Fn(usize) -> Option<Outcome<T>> + Sync)
-    where
-        T: Send,
-    {
-        let filled: usize = self.slots[range.clone()]
-            .par_iter_mut()
-            .zip(range)
-            .map(|(slot, index)| {
-                debug_assert!(slot.is_none());
-                *slot = run(index);
-                usize::from(slot.is_some())
-            })
-            .sum();
-        self.received += filled;
     }
 
     /// Judges the step. Tasks that did not report are recorded as timed
     /// out or cancelled when `halt` says the wait was cut short, and as
     /// lost otherwise; a cut-short step is never judged a success. A
     /// panicking custom rule is caught and fails the step.
-    ///
-    /// One pass over the slots, writing three columns: values (with the
-    /// positions of their tasks only when some task failed), stamps, and
-    /// the success flags the strategy reads. Nothing per task is counted or
-    /// allocated: names stay with the step.
     pub(crate) fn judge(
-        self,
+        mut self,
         run: &StepRun<T>,
         queued: Duration,
         strategy: &EvaluationStrategy,
         halt: Option<Halt>,
     ) -> StepOutcome<T> {
-        let (tasks, step) = (&run.tasks[..], &run.step);
-        let Self { mut slots, received } = self;
-        let expected = slots.len();
-        let mut switch = None;
-        let mut stop = None;
-        let mut timed_out = halt == Some(Halt::TimedOut);
-        let mut values = Vec::with_capacity(received);
-        let mut positions: Option<Vec<usize>> = None;
-        let mut errors = Vec::new();
-        let mut stamps = Vec::with_capacity(expected);
-        let mut ok = Vec::with_capacity(expected);
-        for (index, (slot, task)) in slots.drain(..).zip(tasks).enumerate() {
-            let outcome = match (slot, halt) {
-                (Some(outcome), _) => outcome,
-                (None, Some(halt)) => run.halted_outcome(index, halt, 0),
-                (None, None) => lost(task, step),
-            };
-            if let Some(directive) = outcome.directive {
-                match directive {
-                    Directive::Switch(target) if switch.is_none() && outcome.result.is_ok() => {
-                        switch = Some((target, Arc::clone(&task.name)));
-                    }
-                    Directive::Stop if stop.is_none() => stop = Some(Arc::clone(&task.name)),
-                    _ => {}
-                }
+        self.settle(run, halt, None);
+        let Self {
+            stamps,
+            mut values,
+            mut failures,
+            mut directives,
+            ..
+        } = self;
+        let tasks = &run.tasks[..];
+        failures.sort_unstable_by_key(|(index, _)| *index);
+        directives.sort_unstable_by_key(|(index, _)| *index);
+        let switch = directives.iter().find_map(|&(index, directive)| match directive {
+            Directive::Switch(target) if values[index].is_some() => {
+                Some((target, Arc::clone(&tasks[index].name)))
             }
-            let succeeded = outcome.result.is_ok();
-            ok.push(succeeded);
-            let mut stamp = outcome.stamp;
-            stamp.mark_succeeded(succeeded);
-            stamps.push(stamp);
-            match outcome.result {
-                Ok(value) => {
-                    if let Some(positions) = &mut positions {
-                        positions.push(index);
-                    }
-                    values.push(value);
-                }
-                Err(e) => {
-                    positions.get_or_insert_with(|| (0..values.len()).collect());
-                    timed_out |= matches!(*e, TaskFailure::TimedOut { .. });
-                    errors.push(*e);
-                }
-            }
-        }
-        run.buffers.keep_slots(slots);
+            _ => None,
+        });
+        let stop = directives
+            .iter()
+            .find(|(_, directive)| *directive == Directive::Stop)
+            .map(|&(index, _)| Arc::clone(&tasks[index].name));
+        let timed_out = halt == Some(Halt::TimedOut)
+            || failures
+                .iter()
+                .any(|(_, failure)| matches!(**failure, TaskFailure::TimedOut { .. }));
+        let (ok, positions) = if failures.is_empty() {
+            (vec![true; values.len()], None)
+        } else {
+            let ok: Vec<bool> = values.iter().map(Option::is_some).collect();
+            let positions = (0..ok.len()).filter(|&i| ok[i]).collect();
+            (ok, Some(positions))
+        };
+        let kept: Vec<T> = values.drain(..).flatten().collect();
+        run.buffers.keep_values(values);
+        let errors = failures.into_iter().map(|(_, failure)| *failure).collect();
         let tally = Tally::new(&ok);
         let (mut evaluation, rule_panic) = match unwind::catch(|| strategy.evaluate(&tally)) {
             Ok(evaluation) => (evaluation, None),
@@ -213,7 +346,7 @@ impl<T> ResultProcessor<T> {
             evaluation.partial = false;
         }
         StepOutcome {
-            results: ResultSet::from_columns(Arc::clone(&run.names), values, positions),
+            results: ResultSet::from_columns(Arc::clone(&run.names), kept, positions),
             errors,
             evaluation,
             stamps,

@@ -107,18 +107,19 @@ pub(crate) struct Stamp {
     /// Nanoseconds from the run's start to the last attempt's end.
     finished: u64,
     pub(crate) attempts: u32,
-    /// The thread number in the low 30 bits, and two flags above it.
+    /// The thread number in the low 29 bits, and three flags above it.
     thread: u32,
 }
 
 impl Stamp {
     const SUCCEEDED: u32 = 1 << 31;
     const RESTORED: u32 = 1 << 30;
-    const THREAD: u32 = Self::RESTORED - 1;
+    const REPORTED: u32 = 1 << 29;
+    const THREAD: u32 = Self::REPORTED - 1;
 
     /// A stamp for a task that ran from `started` to `finished` on thread
     /// `thread`. Thread numbers are dense and count OS threads; one past
-    /// 2^30 would wrap, which a process never reaches.
+    /// 2^29 would wrap, which a process never reaches.
     pub(crate) fn new(started: Duration, finished: Duration, attempts: u32, thread: u64) -> Self {
         Self::from_nanos(nanos(started), nanos(finished), attempts, thread)
     }
@@ -156,6 +157,15 @@ impl Stamp {
 
     pub(crate) fn mark_succeeded(&mut self, succeeded: bool) {
         self.set(Self::SUCCEEDED, succeeded);
+    }
+
+    /// Whether a result processor has taken this task's outcome.
+    pub(crate) fn reported(&self) -> bool {
+        self.thread & Self::REPORTED != 0
+    }
+
+    pub(crate) fn mark_reported(&mut self) {
+        self.set(Self::REPORTED, true);
     }
 
     pub(crate) fn mark_restored(&mut self, restored: bool) {
