@@ -30,11 +30,15 @@ pub(crate) struct Attempts {
 /// Where one attempt left a task.
 pub(crate) enum Progress<T> {
     Done(Outcome<T>),
-    /// Failed, and to be tried again after `delay`.
-    Retry {
-        delay: Duration,
-        attempts: Attempts,
-    },
+    /// Failed, and to be tried again; boxed, so that the common `Done` is
+    /// all a caller moves.
+    Retry(Box<Retry>),
+}
+
+/// A task to try again after `delay`.
+pub(crate) struct Retry {
+    pub(crate) delay: Duration,
+    pub(crate) attempts: Attempts,
 }
 
 /// Runs one task to its end on the current thread, retries included. Only
@@ -45,10 +49,11 @@ pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
     loop {
         match attempt(run, index, attempts) {
             Progress::Done(outcome) => return outcome,
-            Progress::Retry {
-                delay,
-                attempts: more,
-            } => {
+            Progress::Retry(retry) => {
+                let Retry {
+                    delay,
+                    attempts: more,
+                } = *retry;
                 // A halt during the wait is seen by the next attempt, which
                 // then reports the task as cancelled or timed out.
                 run.pause(Instant::now() + delay);
@@ -90,64 +95,67 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
         attempt: number,
         halt: &halt,
     };
-    let (result, directive, retryable) = match unwind::catch(|| task.work.call(&ctx)) {
-        Ok(Ok(Flow::Continue(value))) => (Ok(value), None, false),
-        Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
-        Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
-        Ok(Err(e)) if e.is_stop() => (
-            Err(TaskFailure::Stopped {
-                task: Arc::clone(&task.name),
-                step: Arc::clone(&run.step),
-                reason: e.to_string(),
-            }),
-            Some(Directive::Stop),
-            false,
-        ),
-        Ok(Err(e)) => {
-            // The predicate is user code too: a panic in it is reported
-            // as the task's failure, never unwound through a pool thread.
-            let verdict = task.retry.as_ref().map(|p| unwind::catch(|| p.retries(&e)));
-            let (task_name, step) = (Arc::clone(&task.name), Arc::clone(&run.step));
-            match verdict {
-                Some(Err(message)) => (
-                    Err(TaskFailure::HookPanicked {
-                        task: task_name,
-                        step,
-                        place: "retry predicate",
-                        message,
-                    }),
-                    None,
-                    false,
-                ),
-                verdict => {
-                    let error = TaskFailure::Failed {
-                        task: task_name,
-                        step,
-                        attempt: number,
-                        cause: e.into_cause(),
-                    };
-                    (Err(error), None, matches!(verdict, Some(Ok(true))))
+    // Failures are boxed where they are made: they are rare, and a small
+    // result keeps every move on the common path (a value) cheap.
+    let (result, directive, retryable): (Result<T, Box<TaskFailure>>, _, _) =
+        match unwind::catch(|| task.work.call(&ctx)) {
+            Ok(Ok(Flow::Continue(value))) => (Ok(value), None, false),
+            Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
+            Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
+            Ok(Err(e)) if e.is_stop() => (
+                Err(Box::new(TaskFailure::Stopped {
+                    task: Arc::clone(&task.name),
+                    step: Arc::clone(&run.step),
+                    reason: e.to_string(),
+                })),
+                Some(Directive::Stop),
+                false,
+            ),
+            Ok(Err(e)) => {
+                // The predicate is user code too: a panic in it is reported
+                // as the task's failure, never unwound through a pool thread.
+                let verdict = task.retry.as_ref().map(|p| unwind::catch(|| p.retries(&e)));
+                let (task_name, step) = (Arc::clone(&task.name), Arc::clone(&run.step));
+                match verdict {
+                    Some(Err(message)) => (
+                        Err(Box::new(TaskFailure::HookPanicked {
+                            task: task_name,
+                            step,
+                            place: "retry predicate",
+                            message,
+                        })),
+                        None,
+                        false,
+                    ),
+                    verdict => {
+                        let error = TaskFailure::Failed {
+                            task: task_name,
+                            step,
+                            attempt: number,
+                            cause: e.into_cause(),
+                        };
+                        (Err(Box::new(error)), None, matches!(verdict, Some(Ok(true))))
+                    }
                 }
             }
-        }
-        Err(message) => {
-            let error = TaskFailure::Panicked {
-                task: Arc::clone(&task.name),
-                step: Arc::clone(&run.step),
-                attempt: number,
-                message,
-            };
-            (
-                Err(error),
-                None,
-                task.retry.as_ref().is_some_and(|p| p.retries_panics()),
-            )
-        }
-    };
+            Err(message) => {
+                let error = TaskFailure::Panicked {
+                    task: Arc::clone(&task.name),
+                    step: Arc::clone(&run.step),
+                    attempt: number,
+                    message,
+                };
+                (
+                    Err(Box::new(error)),
+                    None,
+                    task.retry.as_ref().is_some_and(|p| p.retries_panics()),
+                )
+            }
+        };
     let finished = run.stamp_now();
-    span.finish(result.as_ref().err());
+    span.finish(result.as_ref().err().map(|e| &**e));
     if observed {
-        let error = result.as_ref().err();
+        let error = result.as_ref().err().map(|e| &**e);
         run.emitter.emit(|o| {
             o.task_finished(&task_event(
                 run,
@@ -176,8 +184,8 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
                         o.task_retrying(&retry_event(run, task, number, max_attempts, delay, &error));
                     });
                 }
-                attempts.errors.push(error);
-                return Progress::Retry { delay, attempts };
+                attempts.errors.push(*error);
+                return Progress::Retry(Box::new(Retry { delay, attempts }));
             }
             if retryable {
                 span.retries_exhausted(number, &error);
@@ -197,20 +205,20 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
             if attempts.errors.is_empty() {
                 Err(error)
             } else {
-                Err(TaskFailure::RetriesExhausted {
+                Err(Box::new(TaskFailure::RetriesExhausted {
                     task: Arc::clone(&task.name),
                     step: Arc::clone(&run.step),
                     attempts: number,
                     earlier: attempts.errors,
-                    last: Box::new(error),
-                })
+                    last: error,
+                }))
             }
         }
         (result, _) => result,
     };
     let outcome = Outcome {
         index,
-        result: result.map_err(Box::new),
+        result,
         stamp: Stamp::from_nanos(first_start, finished, number, thread),
         directive,
     };

@@ -40,7 +40,7 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
-use super::attempt::{Attempts, Progress, attempt, run_task};
+use super::attempt::{Attempts, Progress, Retry, attempt, run_task};
 use super::group::{GroupRun, Target};
 use super::outcome::Outcome;
 use super::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
@@ -275,7 +275,8 @@ fn first_round<T: Send + Sync>(
     let retries = Mutex::new(Vec::new());
     let one = |i: usize| match attempt(run, i, Attempts::default()) {
         Progress::Done(outcome) => Some(outcome),
-        Progress::Retry { delay, attempts } => {
+        Progress::Retry(retry) => {
+            let Retry { delay, attempts } = *retry;
             let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
             retries.lock().push((i, attempts, due));
             None
@@ -398,7 +399,8 @@ fn run_inline<T>(run: &StepRun<T>, tasks: &TaskIndices, mut report: impl FnMut(O
     let mut waiting: Vec<(Instant, usize, Attempts)> = Vec::new();
     let mut advance = |i: usize, attempts: Attempts, waiting: &mut Vec<_>| match attempt(run, i, attempts) {
         Progress::Done(outcome) => report(outcome),
-        Progress::Retry { delay, attempts } => {
+        Progress::Retry(retry) => {
+            let Retry { delay, attempts } = *retry;
             let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
             waiting.push((due, i, attempts));
         }

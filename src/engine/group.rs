@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use rayon::ThreadPool;
 use rayon::prelude::*;
 
-use super::attempt::{Attempts, Progress, attempt};
+use super::attempt::{Attempts, Progress, Retry, attempt};
 use super::outcome::Outcome;
 use super::plan::TaskIndices;
 use super::step_run::StepRun;
@@ -190,7 +190,8 @@ impl<T: Send + Sync + 'static> GroupRun<T> {
     ) {
         match attempt(&self.run, index, attempts) {
             Progress::Done(outcome) => report(outcome),
-            Progress::Retry { delay, attempts } => {
+            Progress::Retry(retry) => {
+                let Retry { delay, attempts } = *retry;
                 let due = Instant::now().checked_add(delay).unwrap_or_else(far_future);
                 if let Some(sender) = sender {
                     self.retry_sender.lock().get_or_insert_with(|| sender.clone());
