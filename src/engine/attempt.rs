@@ -97,61 +97,70 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
     };
     // Failures are boxed where they are made: they are rare, and a small
     // result keeps every move on the common path (a value) cheap.
-    let (result, directive, retryable): (Result<T, Box<TaskFailure>>, _, _) =
-        match unwind::catch(|| task.work.call(&ctx)) {
-            Ok(Ok(Flow::Continue(value))) => (Ok(value), None, false),
-            Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
-            Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
-            Ok(Err(e)) if e.is_stop() => (
-                Err(Box::new(TaskFailure::Stopped {
-                    task: Arc::clone(&task.name),
-                    step: Arc::clone(&run.step),
-                    reason: e.to_string(),
-                })),
-                Some(Directive::Stop),
-                false,
-            ),
-            Ok(Err(e)) => {
-                // The predicate is user code too: a panic in it is reported
-                // as the task's failure, never unwound through a pool thread.
-                let verdict = task.retry.as_ref().map(|p| unwind::catch(|| p.retries(&e)));
-                let (task_name, step) = (Arc::clone(&task.name), Arc::clone(&run.step));
-                match verdict {
-                    Some(Err(message)) => (
-                        Err(Box::new(TaskFailure::HookPanicked {
-                            task: task_name,
-                            step,
-                            place: "retry predicate",
-                            message,
-                        })),
-                        None,
-                        false,
-                    ),
-                    verdict => {
-                        let error = TaskFailure::Failed {
-                            task: task_name,
-                            step,
-                            attempt: number,
-                            cause: e.into_cause(),
-                        };
-                        (Err(Box::new(error)), None, matches!(verdict, Some(Ok(true))))
-                    }
+    //
+    // The task writes what it returned into `returned` rather than
+    // handing it back through `catch_unwind`, which would copy it through
+    // a union right after the task stored it: a copy that stalls on the
+    // store buffer, and cost a fifth of a no-op task.
+    let mut returned = None;
+    // `returned` is empty only if the closure unwound, which `catch`
+    // reports; an empty one would read as a panic, never as a value.
+    let caught = unwind::catch(|| returned = Some(task.work.call(&ctx)))
+        .and_then(|()| returned.ok_or_else(String::new));
+    let (result, directive, retryable): (Result<T, Box<TaskFailure>>, _, _) = match caught {
+        Ok(Ok(Flow::Continue(value))) => (Ok(value), None, false),
+        Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
+        Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
+        Ok(Err(e)) if e.is_stop() => (
+            Err(Box::new(TaskFailure::Stopped {
+                task: Arc::clone(&task.name),
+                step: Arc::clone(&run.step),
+                reason: e.to_string(),
+            })),
+            Some(Directive::Stop),
+            false,
+        ),
+        Ok(Err(e)) => {
+            // The predicate is user code too: a panic in it is reported
+            // as the task's failure, never unwound through a pool thread.
+            let verdict = task.retry.as_ref().map(|p| unwind::catch(|| p.retries(&e)));
+            let (task_name, step) = (Arc::clone(&task.name), Arc::clone(&run.step));
+            match verdict {
+                Some(Err(message)) => (
+                    Err(Box::new(TaskFailure::HookPanicked {
+                        task: task_name,
+                        step,
+                        place: "retry predicate",
+                        message,
+                    })),
+                    None,
+                    false,
+                ),
+                verdict => {
+                    let error = TaskFailure::Failed {
+                        task: task_name,
+                        step,
+                        attempt: number,
+                        cause: e.into_cause(),
+                    };
+                    (Err(Box::new(error)), None, matches!(verdict, Some(Ok(true))))
                 }
             }
-            Err(message) => {
-                let error = TaskFailure::Panicked {
-                    task: Arc::clone(&task.name),
-                    step: Arc::clone(&run.step),
-                    attempt: number,
-                    message,
-                };
-                (
-                    Err(Box::new(error)),
-                    None,
-                    task.retry.as_ref().is_some_and(|p| p.retries_panics()),
-                )
-            }
-        };
+        }
+        Err(message) => {
+            let error = TaskFailure::Panicked {
+                task: Arc::clone(&task.name),
+                step: Arc::clone(&run.step),
+                attempt: number,
+                message,
+            };
+            (
+                Err(Box::new(error)),
+                None,
+                task.retry.as_ref().is_some_and(|p| p.retries_panics()),
+            )
+        }
+    };
     let finished = run.stamp_now();
     span.finish(result.as_ref().err().map(|e| &**e));
     if observed {
