@@ -42,6 +42,11 @@ impl<T> Buffers<T> {
         self.spare.lock().pop().unwrap_or_default()
     }
 
+    /// Whether `v` is long enough to be kept.
+    pub(crate) fn worth_keeping(&self, v: &Vec<Option<T>>) -> bool {
+        (LARGE..=KEEP).contains(&v.capacity())
+    }
+
     /// Keeps `v` for a later step, if it is neither too short nor too
     /// long.
     pub(crate) fn keep_values(&self, mut v: Vec<Option<T>>) {

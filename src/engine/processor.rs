@@ -1,5 +1,6 @@
 //! Gathering a step's outcomes and judging them.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -320,15 +321,28 @@ impl<T> ResultProcessor<T> {
             || failures
                 .iter()
                 .any(|(_, failure)| matches!(**failure, TaskFailure::TimedOut { .. }));
-        let (ok, positions) = if failures.is_empty() {
-            (vec![true; values.len()], None)
+        let (ok, positions): (Cow<'_, [bool]>, _) = if failures.is_empty() {
+            let all = match ALL_OK.get(..values.len()) {
+                Some(all) => Cow::Borrowed(all),
+                None => Cow::Owned(vec![true; values.len()]),
+            };
+            (all, None)
         } else {
             let ok: Vec<bool> = values.iter().map(Option::is_some).collect();
             let positions = (0..ok.len()).filter(|&i| ok[i]).collect();
-            (ok, Some(positions))
+            (Cow::Owned(ok), Some(positions))
         };
-        let kept: Vec<T> = values.drain(..).flatten().collect();
-        run.buffers.keep_values(values);
+        let kept: Vec<T> = if run.buffers.worth_keeping(&values) {
+            let kept = values.drain(..).flatten().collect();
+            run.buffers.keep_values(values);
+            kept
+        } else {
+            // Collected in place (`filter_map` keeps the buffer; `flatten`
+            // does not): a small step's values cost no allocation of their
+            // own.
+            #[allow(clippy::filter_map_identity)]
+            values.into_iter().filter_map(|v| v).collect()
+        };
         let errors = failures.into_iter().map(|(_, failure)| *failure).collect();
         let tally = Tally::new(&ok);
         let (mut evaluation, rule_panic) = match unwind::catch(|| strategy.evaluate(&tally)) {
@@ -359,6 +373,10 @@ impl<T> ResultProcessor<T> {
         }
     }
 }
+
+/// The success flags of a step where every task succeeded, for steps of
+/// up to this many tasks, so that judging one allocates no flags.
+static ALL_OK: [bool; 1024] = [true; 1024];
 
 fn lost<T>(task: &Task<T>, step: &Arc<str>) -> Outcome<T> {
     Outcome {

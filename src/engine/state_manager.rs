@@ -49,12 +49,23 @@ impl<T> ExecutionStateManager<T> {
 
     /// Registers `id` as pending and returns its state. An existing entry is
     /// left as it is.
+    #[cfg(test)]
     pub(crate) fn insert(&self, id: ContextId) -> Arc<ExecutionState<T>> {
+        self.insert_as(id, ExecutionStatus::Pending)
+    }
+
+    /// Registers `id` with a new state of `status` and returns it. An
+    /// existing entry is left as it is.
+    ///
+    /// A step's context enters the map already executing: its pending
+    /// moment, between two lines of the engine, is told to observers but
+    /// never stored, which saves a write lock and a state per step.
+    pub(crate) fn insert_as(&self, id: ContextId, status: ExecutionStatus) -> Arc<ExecutionState<T>> {
         Arc::clone(
             self.states
                 .write()
                 .entry(id)
-                .or_insert_with(|| Arc::new(ExecutionState::new())),
+                .or_insert_with(|| Arc::new(ExecutionState::new().with_status(status))),
         )
     }
 
@@ -70,6 +81,7 @@ impl<T> ExecutionStateManager<T> {
     /// [`RunError::UnknownContext`] when `id` is not live, and
     /// [`RunError::IllegalTransition`] when the move is not allowed; the
     /// state is left unchanged in both cases.
+    #[cfg(test)]
     pub(crate) fn transition(
         &self,
         id: ContextId,
@@ -83,7 +95,9 @@ impl<T> ExecutionStateManager<T> {
     /// be quick; it only builds a new state.
     ///
     /// # Errors
-    /// As [`transition`](Self::transition). An update that keeps the status
+    /// [`RunError::UnknownContext`] when `id` is not live, and
+    /// [`RunError::IllegalTransition`] when the move is not allowed; the
+    /// state is left unchanged in both cases. An update that keeps the status
     /// is allowed unless the status is terminal.
     pub(crate) fn update(
         &self,

@@ -23,6 +23,7 @@ use crate::engine::signal::{
     CheckpointEvent, ContextEvent, Observer, PipelineEvent, SignalEmitter, TaskEvent, TaskOutput,
 };
 use crate::engine::state_manager::ExecutionStateManager;
+use crate::records::state::ExecutionState;
 use crate::engine::trace::{RunSpan, StepSpan};
 use crate::engine::unwind;
 use crate::error::{BuildError, CancelledBy, DeadlineScope, RunError, TaskFailure};
@@ -766,7 +767,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         restored: Vec<Outcome<T>>,
     ) -> Result<StepEnd, RunError> {
         let id = ContextId::next();
-        let state = self.states.insert(id);
+        let state = self.states.insert_as(id, ExecutionStatus::Executing);
         let context = ExecutionContext {
             id,
             pipeline: Arc::clone(scope.pipeline),
@@ -795,7 +796,6 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         self.signal_context(event(ExecutionStatus::Pending, None, &[]), |o, e| {
             o.context_initialized(e);
         });
-        self.states.transition(id, ExecutionStatus::Executing)?;
         self.signal_context(event(ExecutionStatus::Executing, None, &[]), |o, e| {
             o.context_started(e);
         });
@@ -866,9 +866,9 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     message,
                 });
                 let (results, errors, status) = (outcome.results, outcome.errors, end.status);
-                let state = self.states.update(id, |s| {
-                    s.with_results(results).with_errors(errors).with_status(status)
-                })?;
+                let state = self
+                    .states
+                    .update(id, |_| ExecutionState::settled(status, errors, results))?;
                 let stamps = TaskStamps {
                     names: Arc::clone(step.names()),
                     queued: outcome.queued,

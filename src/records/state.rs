@@ -37,6 +37,16 @@ impl<T> ExecutionState<T> {
         }
     }
 
+    /// A context's final state, built at once rather than through three
+    /// copies.
+    pub(crate) fn settled(status: ExecutionStatus, errors: Vec<TaskFailure>, results: ResultSet<T>) -> Self {
+        Self {
+            status,
+            errors: (!errors.is_empty()).then(|| errors.into()),
+            results,
+        }
+    }
+
     /// The status.
     #[must_use]
     pub fn status(&self) -> ExecutionStatus {
