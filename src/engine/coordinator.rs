@@ -41,6 +41,7 @@ use rayon::prelude::*;
 
 use super::attempt::{Attempts, Progress, attempt, run_task};
 use super::group::{GroupRun, Target};
+use super::ledger::{Intake, Ledger};
 use super::outcome::Outcome;
 use super::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
 use super::processor::{ResultProcessor, StepOutcome};
@@ -112,6 +113,19 @@ impl ExecutionCoordinator {
         outcome
     }
 
+    /// Runs the step's tasks into `ledger` rather than into a processor on
+    /// this thread's stack, and leaves the judging to whoever closes it:
+    /// the step of a run carried into its pool, which the caller outside
+    /// may have to take over (see the module docs). Returns why it stopped
+    /// early.
+    pub(crate) fn gather<T: Send + Sync + 'static>(
+        run: &Arc<StepRun<T>>,
+        plan: ExecutionPlan,
+        ledger: &Ledger<T>,
+    ) -> Option<Halt> {
+        execute(run, plan, &mut &*ledger)
+    }
+
     /// Runs only the tasks that `only` marks and hands back their outcomes,
     /// unjudged, in declaration order: one process's share of a step that
     /// several share. A task the wait gave up on (a cancel, the deadline)
@@ -136,7 +150,7 @@ impl ExecutionCoordinator {
 fn execute<T: Send + Sync + 'static>(
     run: &Arc<StepRun<T>>,
     plan: ExecutionPlan,
-    processor: &mut ResultProcessor<T>,
+    processor: &mut impl Intake<T>,
 ) -> Option<Halt> {
     let watched = run.deadline.is_some() || run.cancel.is_some();
     let mut groups = plan.groups;
@@ -163,6 +177,9 @@ fn execute<T: Send + Sync + 'static>(
     // on this thread.
     let channel = (!groups.is_empty() || (joins_pool && retries()))
         .then(|| crossbeam_channel::bounded::<Outcome<T>>(run.tasks.len().max(1)));
+    if let Some((_, rx)) = &channel {
+        processor.listen(rx);
+    }
     let mut pooled: Vec<Arc<GroupRun<T>>> = Vec::new();
     // Retries can only be delayed where outcomes travel over a channel,
     // so the wake-up channel exists exactly when that one does.
@@ -223,7 +240,7 @@ pub(crate) fn announce<T>(run: &StepRun<T>, outcome: &Outcome<T>, restored: bool
 fn join_here<T: Send + Sync + 'static>(
     run: &Arc<StepRun<T>>,
     group: PlanGroup,
-    processor: &mut ResultProcessor<T>,
+    processor: &mut impl Intake<T>,
     senders: Option<(&Sender<Outcome<T>>, &Sender<()>)>,
     pooled: &mut Vec<Arc<GroupRun<T>>>,
 ) {
@@ -429,7 +446,7 @@ fn wait<T: Send + Sync + 'static>(
     run: &StepRun<T>,
     mut rx: Option<Receiver<Outcome<T>>>,
     woken: Option<&Receiver<()>>,
-    processor: &mut ResultProcessor<T>,
+    processor: &mut impl Intake<T>,
     pooled: &[Arc<GroupRun<T>>],
 ) -> Option<Halt> {
     if processor.complete() && pooled.is_empty() {
@@ -467,7 +484,9 @@ fn wait<T: Send + Sync + 'static>(
             };
             match (op, outcomes) {
                 (None, _) => Event::Due,
-                (Some(op), Some((index, r))) if op.index() == index => Event::Outcome(op.recv(r).ok()),
+                (Some(op), Some((index, r))) if op.index() == index => Event::Received {
+                    open: processor.receive(op, r),
+                },
                 // A retry was delayed: look at the due times again.
                 (Some(op), _) if Some(op.index()) == wake => {
                     if let Some(woken) = woken {
@@ -484,19 +503,10 @@ fn wait<T: Send + Sync + 'static>(
             }
         };
         match event {
-            Event::Outcome(Some(outcome)) => {
-                processor.accept(outcome);
-                // Drain what else has arrived without a select per outcome:
-                // a round of 10,000 retries reports 10,000 times.
-                if let Some(rx) = &rx {
-                    while let Ok(outcome) = rx.try_recv() {
-                        processor.accept(outcome);
-                    }
-                }
-            }
+            Event::Received { open: true } => {}
             // Every sender is gone: only retries still waiting can add
             // outcomes now.
-            Event::Outcome(None) => rx = None,
+            Event::Received { open: false } => rx = None,
             Event::Wake => {}
             Event::Due => {
                 let now = Instant::now();
@@ -513,9 +523,9 @@ fn wait<T: Send + Sync + 'static>(
 }
 
 /// What woke the waiting thread.
-enum Event<T> {
-    /// An outcome, or `None` when the channel closed.
-    Outcome(Option<Outcome<T>>),
+enum Event {
+    /// Outcomes were taken from the channel, or it closed.
+    Received { open: bool },
     /// The deadline or the earliest retry's time came.
     Due,
     /// A retry was delayed after the due times were last looked at.
