@@ -316,8 +316,15 @@ fn dispatch<T: Send + Sync + 'static>(
         Dispatch::Global => Target::Global,
         Dispatch::ThreadPerTask | Dispatch::Custom(_) => return dispatch_to_threads(run, group, tx),
     };
+    let lone = group.tasks.len() == 1;
     let g = GroupRun::new(Arc::clone(run), target, group.tasks, wake.clone());
-    g.dispatch(tx.clone());
+    // A lone task on the waiting thread's own pool gains nothing from a
+    // job: that thread claims it in `wait` at once, and the job would only
+    // wake another worker to find nothing left (half the cost of a step of
+    // a carried run that a deadline watches).
+    if !(lone && g.target().is_home()) {
+        g.dispatch(tx.clone());
+    }
     pooled.push(g);
 }
 
