@@ -3,35 +3,49 @@
 //!
 //! # How a step waits
 //!
+//! The thread that waits for a step is the one that walks the run: the
+//! caller's own thread, or, for a run whose every task is on one pool, a
+//! worker of that pool. Such a run is carried into its pool once, as one
+//! job, so that every step after the first starts there with no round trip
+//! (see the facade's `carry` module); its caller blocks outside on the
+//! run's end, the cancel and the deadline.
+//!
 //! Every group of the plan is dispatched before any is waited on, so groups
 //! on different executors run at the same time (the original ran them one
-//! after another). Then the calling thread waits, and how it waits is the
+//! after another). Then the walking thread waits, and how it waits is the
 //! heart of the engine's guarantees:
 //!
 //! - When nothing can interrupt the wait (no deadline, no cancel token),
-//!   the caller joins one group in place: an inline group on its own
-//!   thread, or a pool group entered once with `install` and fanned out
-//!   with an indexed parallel iterator. That is the fast path; it costs
-//!   what raw rayon costs.
-//! - Otherwise only an inline group runs on the caller, and every pool
-//!   group is one job injected into its pool. The caller then blocks in one
-//!   `select` over the step's outcome channel, the cancel token's signal and
-//!   the deadline, so a cancel or a deadline ends the wait within
-//!   milliseconds even when a task never returns. It burns no CPU while it
-//!   waits: there is no polling.
-//! - A caller that is itself a worker of a group's pool (a nested
-//!   `execute`) claims that group's tasks and runs them on its own thread
-//!   before it blocks, and runs the group's due retries the same way. That
-//!   is why nested runs cannot deadlock, even on a pool of one thread. It
-//!   never runs a stranger's job: it does not yield into rayon while it
-//!   waits.
+//!   the walking thread joins one group in place: an inline group on its
+//!   own thread, or a pool group entered with `install` (free when it is
+//!   already on that pool) and fanned out with an indexed parallel
+//!   iterator. That is the fast path; it costs what raw rayon costs.
+//! - Otherwise only an inline group runs on the walking thread, and every
+//!   pool group is one job handed to its pool. The walking thread then
+//!   blocks in one `select` over the step's outcome channel, the cancel
+//!   token's signal and the deadline, so a cancel or a deadline ends the
+//!   wait within milliseconds even when a task never returns. It burns no
+//!   CPU while it waits: there is no polling. In a carried run the step's
+//!   outcomes go into a [`Ledger`] rather than into a processor on the
+//!   walking worker's stack: that worker may be stuck in a task, and the
+//!   caller outside must then be able to end the step with every outcome
+//!   that arrived ([`gather`](ExecutionCoordinator::gather)).
+//! - A walking thread that is itself a worker of a group's pool (a carried
+//!   run, or a nested `execute`) claims that group's tasks and runs them on
+//!   its own thread before it blocks, and runs the group's due retries the
+//!   same way. That is why nested runs cannot deadlock, even on a pool of
+//!   one thread. It never runs a stranger's job: it does not yield into
+//!   rayon while it waits. A group of one such task is not handed to the
+//!   pool at all: the walking worker runs it.
 //! - A task that will be retried never waits on a pool thread (see
-//!   [`group`](super::group)): the caller watches when the earliest retry
-//!   is due and hands due retries back to the pool.
+//!   [`group`](super::group)): the walking thread watches when the earliest
+//!   retry is due and hands due retries back to the pool.
 //!
-//! A task that runs on the caller's own thread (an inline task, or a
-//! nested run's task that the waiting worker runs itself) cannot be
-//! interrupted; the deadline and the cancel are checked between such tasks.
+//! A task that runs on the walking thread (an inline task, or a task of its
+//! own pool that the waiting worker runs itself) cannot be interrupted; the
+//! deadline and the cancel are checked between such tasks. When that
+//! thread is a carried run's worker, the caller outside still returns at
+//! the cancel or the deadline: it takes the run over.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -71,7 +71,7 @@ pub struct PipelineExecutor<T> {
 }
 
 /// What an executor's runs share. It sits behind an `Arc` so that a run
-/// carried into a pool (see [`carry`](super::carry)) can take it along in
+/// carried into a pool (see [`carry`]) can take it along in
 /// a `'static` job.
 pub(super) struct Core<T> {
     factory: ExecutorFactory,
@@ -256,7 +256,7 @@ pub(super) struct Walk<T> {
     /// The step running, or the next to run.
     pub(super) at: usize,
     /// The results the step at `at` reads.
-    pub(super) previous: ResultSet<T>,
+    previous: ResultSet<T>,
     /// Sinks still to run, the next one last.
     sinks: Vec<usize>,
     /// Set once a step fails with no failure branch: the pending sinks
@@ -599,7 +599,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     }
 
     /// The pool to carry a whole run into, so that it is entered once per
-    /// run rather than once per step (see [`carry`](super::carry)): for a
+    /// run rather than once per step (see [`carry`]): for a
     /// run whose caller is outside every pool and whose every task runs on
     /// that one pool. A run that mixes executors keeps inline tasks on the
     /// caller's own thread; a run with a checkpoint or an MPI remote
@@ -620,7 +620,7 @@ impl<T: Send + Sync + 'static> Core<T> {
     /// earlier process.
     ///
     /// `None` when the caller of a carried run took the walk over (see
-    /// [`carry`](super::carry)): the run is then the caller's to finish, and
+    /// [`carry`]): the run is then the caller's to finish, and
     /// this walk has changed nothing since.
     pub(super) fn walk(
         &self,
