@@ -19,6 +19,10 @@
 //!   `conveyor_pool` runs each task on the pool and is compared with 1,000
 //!   `pool.install` round trips plus a send/recv each; the difference between
 //!   the two conveyor functions is what a pool round trip adds per step.
+//!   `conveyor_pool_deadline` is the same run with a run deadline: a run
+//!   that can be cut short is carried into its pool too, with its steps
+//!   parked where the caller can take them over, so the difference from
+//!   `conveyor_pool` is what watching a run costs per step.
 //! - `tasks_10k/conveyor_pool_untimed`: the same step run with
 //!   `RunOptions::task_timing(false)`, which skips each task's two clock
 //!   reads.
@@ -38,6 +42,7 @@
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, RunOptions, Task};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -219,6 +224,10 @@ fn chain_1000(c: &mut Criterion) {
     });
     group.bench_function("conveyor_pool", |b| {
         b.iter(|| executor.execute(&pooled, black_box(0)).unwrap());
+    });
+    group.bench_function("conveyor_pool_deadline", |b| {
+        let options = RunOptions::new().timeout(Duration::from_secs(3600));
+        b.iter(|| executor.execute_with(&pooled, black_box(0), &options).unwrap());
     });
     group.finish();
 }

@@ -3,35 +3,49 @@
 //!
 //! # How a step waits
 //!
+//! The thread that waits for a step is the one that walks the run: the
+//! caller's own thread, or, for a run whose every task is on one pool, a
+//! worker of that pool. Such a run is carried into its pool once, as one
+//! job, so that every step after the first starts there with no round trip
+//! (see the facade's `carry` module); its caller blocks outside on the
+//! run's end, the cancel and the deadline.
+//!
 //! Every group of the plan is dispatched before any is waited on, so groups
 //! on different executors run at the same time (the original ran them one
-//! after another). Then the calling thread waits, and how it waits is the
+//! after another). Then the walking thread waits, and how it waits is the
 //! heart of the engine's guarantees:
 //!
 //! - When nothing can interrupt the wait (no deadline, no cancel token),
-//!   the caller joins one group in place: an inline group on its own
-//!   thread, or a pool group entered once with `install` and fanned out
-//!   with an indexed parallel iterator. That is the fast path; it costs
-//!   what raw rayon costs.
-//! - Otherwise only an inline group runs on the caller, and every pool
-//!   group is one job injected into its pool. The caller then blocks in one
-//!   `select` over the step's outcome channel, the cancel token's signal and
-//!   the deadline, so a cancel or a deadline ends the wait within
-//!   milliseconds even when a task never returns. It burns no CPU while it
-//!   waits: there is no polling.
-//! - A caller that is itself a worker of a group's pool (a nested
-//!   `execute`) claims that group's tasks and runs them on its own thread
-//!   before it blocks, and runs the group's due retries the same way. That
-//!   is why nested runs cannot deadlock, even on a pool of one thread. It
-//!   never runs a stranger's job: it does not yield into rayon while it
-//!   waits.
+//!   the walking thread joins one group in place: an inline group on its
+//!   own thread, or a pool group entered with `install` (free when it is
+//!   already on that pool) and fanned out with an indexed parallel
+//!   iterator. That is the fast path; it costs what raw rayon costs.
+//! - Otherwise only an inline group runs on the walking thread, and every
+//!   pool group is one job handed to its pool. The walking thread then
+//!   blocks in one `select` over the step's outcome channel, the cancel
+//!   token's signal and the deadline, so a cancel or a deadline ends the
+//!   wait within milliseconds even when a task never returns. It burns no
+//!   CPU while it waits: there is no polling. In a carried run the step's
+//!   outcomes go into a [`Ledger`] rather than into a processor on the
+//!   walking worker's stack: that worker may be stuck in a task, and the
+//!   caller outside must then be able to end the step with every outcome
+//!   that arrived ([`gather`](ExecutionCoordinator::gather)).
+//! - A walking thread that is itself a worker of a group's pool (a carried
+//!   run, or a nested `execute`) claims that group's tasks and runs them on
+//!   its own thread before it blocks, and runs the group's due retries the
+//!   same way. That is why nested runs cannot deadlock, even on a pool of
+//!   one thread. It never runs a stranger's job: it does not yield into
+//!   rayon while it waits. A group of one such task is not handed to the
+//!   pool at all: the walking worker runs it.
 //! - A task that will be retried never waits on a pool thread (see
-//!   [`group`](super::group)): the caller watches when the earliest retry
-//!   is due and hands due retries back to the pool.
+//!   [`group`](super::group)): the walking thread watches when the earliest
+//!   retry is due and hands due retries back to the pool.
 //!
-//! A task that runs on the caller's own thread (an inline task, or a
-//! nested run's task that the waiting worker runs itself) cannot be
-//! interrupted; the deadline and the cancel are checked between such tasks.
+//! A task that runs on the walking thread (an inline task, or a task of its
+//! own pool that the waiting worker runs itself) cannot be interrupted; the
+//! deadline and the cancel are checked between such tasks. When that
+//! thread is a carried run's worker, the caller outside still returns at
+//! the cancel or the deadline: it takes the run over.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +56,7 @@ use rayon::prelude::*;
 
 use super::attempt::{Attempts, Progress, Retry, attempt, run_task};
 use super::group::{GroupRun, Target};
+use super::ledger::{Intake, Ledger};
 use super::outcome::Outcome;
 use super::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
 use super::processor::{ResultProcessor, StepOutcome};
@@ -113,6 +128,19 @@ impl ExecutionCoordinator {
         outcome
     }
 
+    /// Runs the step's tasks into `ledger` rather than into a processor on
+    /// this thread's stack, and leaves the judging to whoever closes it:
+    /// the step of a run carried into its pool, which the caller outside
+    /// may have to take over (see the module docs). Returns why it stopped
+    /// early.
+    pub(crate) fn gather<T: Send + Sync + 'static>(
+        run: &Arc<StepRun<T>>,
+        plan: ExecutionPlan,
+        ledger: &Ledger<T>,
+    ) -> Option<Halt> {
+        execute(run, plan, &mut &*ledger)
+    }
+
     /// Runs only the tasks that `only` marks and hands back their outcomes,
     /// unjudged, in declaration order: one process's share of a step that
     /// several share. A task the wait gave up on (a cancel, the deadline)
@@ -137,7 +165,7 @@ impl ExecutionCoordinator {
 fn execute<T: Send + Sync + 'static>(
     run: &Arc<StepRun<T>>,
     plan: ExecutionPlan,
-    processor: &mut ResultProcessor<T>,
+    processor: &mut (impl Intake<T> + Send),
 ) -> Option<Halt> {
     let watched = run.deadline.is_some() || run.cancel.is_some();
     let mut groups = plan.groups;
@@ -164,6 +192,9 @@ fn execute<T: Send + Sync + 'static>(
     // on this thread.
     let channel = (!groups.is_empty() || (joins_pool && retries()))
         .then(|| crossbeam_channel::bounded::<Outcome<T>>(run.tasks.len().max(1)));
+    if let Some((_, rx)) = &channel {
+        processor.listen(rx);
+    }
     let mut pooled: Vec<Arc<GroupRun<T>>> = Vec::new();
     // Retries can only be delayed where outcomes travel over a channel,
     // so the wake-up channel exists exactly when that one does.
@@ -224,7 +255,7 @@ pub(crate) fn announce<T>(run: &StepRun<T>, outcome: &Outcome<T>, restored: bool
 fn join_here<T: Send + Sync + 'static>(
     run: &Arc<StepRun<T>>,
     group: PlanGroup,
-    processor: &mut ResultProcessor<T>,
+    processor: &mut (impl Intake<T> + Send),
     senders: Option<(&Sender<Outcome<T>>, &Sender<()>)>,
     pooled: &mut Vec<Arc<GroupRun<T>>>,
 ) {
@@ -270,7 +301,7 @@ fn join_here<T: Send + Sync + 'static>(
 fn first_round<T: Send + Sync>(
     tasks: &TaskIndices,
     run: &StepRun<T>,
-    processor: &mut ResultProcessor<T>,
+    processor: &mut (impl Intake<T> + Send),
 ) -> Vec<(usize, Attempts, Instant)> {
     let retries = Mutex::new(Vec::new());
     let one = |i: usize| match attempt(run, i, Attempts::default()) {
@@ -310,8 +341,15 @@ fn dispatch<T: Send + Sync + 'static>(
         Dispatch::Global => Target::Global,
         Dispatch::ThreadPerTask | Dispatch::Custom(_) => return dispatch_to_threads(run, group, tx),
     };
+    let lone = group.tasks.len() == 1;
     let g = GroupRun::new(Arc::clone(run), target, group.tasks, wake.clone());
-    g.dispatch(tx.clone());
+    // A lone task on the waiting thread's own pool gains nothing from a
+    // job: that thread claims it in `wait` at once, and the job would only
+    // wake another worker to find nothing left (half the cost of a step of
+    // a carried run that a deadline watches).
+    if !(lone && g.target().is_home()) {
+        g.dispatch(tx.clone());
+    }
     pooled.push(g);
 }
 
@@ -438,7 +476,7 @@ fn wait<T: Send + Sync + 'static>(
     run: &StepRun<T>,
     mut rx: Option<Receiver<Outcome<T>>>,
     woken: Option<&Receiver<()>>,
-    processor: &mut ResultProcessor<T>,
+    processor: &mut impl Intake<T>,
     pooled: &[Arc<GroupRun<T>>],
 ) -> Option<Halt> {
     if processor.complete() && pooled.is_empty() {
@@ -476,7 +514,9 @@ fn wait<T: Send + Sync + 'static>(
             };
             match (op, outcomes) {
                 (None, _) => Event::Due,
-                (Some(op), Some((index, r))) if op.index() == index => Event::Outcome(op.recv(r).ok()),
+                (Some(op), Some((index, r))) if op.index() == index => Event::Received {
+                    open: processor.receive(op, r),
+                },
                 // A retry was delayed: look at the due times again.
                 (Some(op), _) if Some(op.index()) == wake => {
                     if let Some(woken) = woken {
@@ -493,19 +533,10 @@ fn wait<T: Send + Sync + 'static>(
             }
         };
         match event {
-            Event::Outcome(Some(outcome)) => {
-                processor.accept(outcome);
-                // Drain what else has arrived without a select per outcome:
-                // a round of 10,000 retries reports 10,000 times.
-                if let Some(rx) = &rx {
-                    while let Ok(outcome) = rx.try_recv() {
-                        processor.accept(outcome);
-                    }
-                }
-            }
+            Event::Received { open: true } => {}
             // Every sender is gone: only retries still waiting can add
             // outcomes now.
-            Event::Outcome(None) => rx = None,
+            Event::Received { open: false } => rx = None,
             Event::Wake => {}
             Event::Due => {
                 let now = Instant::now();
@@ -522,9 +553,9 @@ fn wait<T: Send + Sync + 'static>(
 }
 
 /// What woke the waiting thread.
-enum Event<T> {
-    /// An outcome, or `None` when the channel closed.
-    Outcome(Option<Outcome<T>>),
+enum Event {
+    /// Outcomes were taken from the channel, or it closed.
+    Received { open: bool },
     /// The deadline or the earliest retry's time came.
     Due,
     /// A retry was delayed after the due times were last looked at.

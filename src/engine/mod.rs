@@ -7,6 +7,7 @@ pub(crate) mod attempt;
 pub(crate) mod buffers;
 pub(crate) mod coordinator;
 pub(crate) mod group;
+pub(crate) mod ledger;
 pub(crate) mod outcome;
 pub(crate) mod plan;
 pub(crate) mod pools;

@@ -29,10 +29,10 @@
 //! the step's span travels to the workers inside the step run's shared data.
 
 #[cfg(feature = "tracing")]
-pub(crate) use on::{RunSpan, StepSpan, TaskSpan};
+pub(crate) use on::{RunHandle, RunSpan, StepSpan, TaskSpan};
 
 #[cfg(not(feature = "tracing"))]
-pub(crate) use off::{RunSpan, StepSpan, TaskSpan};
+pub(crate) use off::{RunHandle, RunSpan, StepSpan, TaskSpan};
 
 #[cfg(feature = "tracing")]
 mod on {

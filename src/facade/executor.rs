@@ -8,10 +8,12 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::carry::{self, Board};
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Journal, Keep, RunInfo, Saver, Start};
 use crate::engine::buffers::Buffers;
 use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
 use crate::engine::outcome::Outcome;
+use crate::engine::processor::StepOutcome;
 use crate::engine::remote::{Remote, Share};
 use crate::engine::step_run::{StepRun, TaskHook};
 use rayon::ThreadPool;
@@ -23,7 +25,6 @@ use crate::engine::signal::{
     CheckpointEvent, ContextEvent, Observer, PipelineEvent, SignalEmitter, TaskEvent, TaskOutput,
 };
 use crate::engine::state_manager::ExecutionStateManager;
-use crate::records::state::ExecutionState;
 use crate::engine::trace::{RunSpan, StepSpan};
 use crate::engine::unwind;
 use crate::error::{BuildError, CancelledBy, DeadlineScope, RunError, TaskFailure};
@@ -39,6 +40,7 @@ use crate::records::chain::ExecutionChain;
 use crate::records::context::ExecutionContext;
 use crate::records::metrics::{ExecutionMetrics, RunClock, Stamp, TaskStamps};
 use crate::records::results::ResultSet;
+use crate::records::state::ExecutionState;
 use crate::status::ExecutionStatus;
 
 /// Runs pipelines, blocking the caller until each run ends.
@@ -66,6 +68,13 @@ use crate::status::ExecutionStatus;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct PipelineExecutor<T> {
+    core: Arc<Core<T>>,
+}
+
+/// What an executor's runs share. It sits behind an `Arc` so that a run
+/// carried into a pool (see [`carry`]) can take it along in
+/// a `'static` job.
+pub(super) struct Core<T> {
     factory: ExecutorFactory,
     emitter: Arc<SignalEmitter>,
     states: ExecutionStateManager<T>,
@@ -200,11 +209,13 @@ impl<T> PipelineExecutorBuilder<T> {
             None => self.own.build()?,
         };
         Ok(PipelineExecutor {
-            factory: ExecutorFactory::new(pools, self.default)?,
-            emitter: Arc::new(self.emitter),
-            states: ExecutionStateManager::new(),
-            results: self.results,
-            buffers: Arc::default(),
+            core: Arc::new(Core {
+                factory: ExecutorFactory::new(pools, self.default)?,
+                emitter: Arc::new(self.emitter),
+                states: ExecutionStateManager::new(),
+                results: self.results,
+                buffers: Arc::default(),
+            }),
         })
     }
 }
@@ -221,39 +232,89 @@ impl<T> fmt::Debug for PipelineExecutorBuilder<T> {
 }
 
 /// What one step's run needs from the surrounding run.
-struct Scope<'a, T> {
-    pipeline: &'a Arc<str>,
-    input: &'a Arc<T>,
-    clock: RunClock,
-    cancel: Option<&'a CancelToken>,
-    deadline: Option<Deadline>,
-    run: RunId,
-    total_tasks: usize,
-    retain: Retention,
+pub(super) struct Scope<'a, T> {
+    pub(super) pipeline: &'a Arc<str>,
+    pub(super) input: &'a Arc<T>,
+    pub(super) clock: RunClock,
+    pub(super) cancel: Option<&'a CancelToken>,
+    pub(super) deadline: Option<Deadline>,
+    pub(super) run: RunId,
+    pub(super) total_tasks: usize,
+    pub(super) retain: Retention,
     /// Whether tasks' starts and ends are read from the clock.
-    timed: bool,
-    saver: Option<&'a dyn Saver<T>>,
+    pub(super) timed: bool,
+    pub(super) saver: Option<&'a dyn Saver<T>>,
     /// Where the steps' tasks run when not all in this process (an MPI
     /// job's ranks).
-    remote: Option<&'a dyn Remote<T>>,
+    pub(super) remote: Option<&'a dyn Remote<T>>,
+    /// Where a walk carried into a pool parks while a step that can be cut
+    /// short runs, so that its caller can take it over.
+    pub(super) board: Option<&'a Board<T>>,
 }
 
-/// How one step's run ended, as the walk needs it.
-/// Where a walk starts, and the tasks of its first step that already
-/// succeeded in an earlier process.
-struct Resume<T> {
-    at: usize,
+/// Where a walk is: all it carries from one step to the next, so that
+/// whoever finishes a step (the walk, or the caller that took a carried
+/// run over) can go on from it.
+pub(super) struct Walk<T> {
+    /// The step running, or the next to run.
+    pub(super) at: usize,
+    /// The results the step at `at` reads.
     previous: ResultSet<T>,
+    /// Sinks still to run, the next one last.
     sinks: Vec<usize>,
-    pending: Vec<Outcome<T>>,
+    /// Set once a step fails with no failure branch: the pending sinks
+    /// still run, like `finally` blocks, and the run then ends aborted with
+    /// this first failure.
+    unwinding: Option<RunError>,
+    /// The latest context in the chain.
+    tail: Option<ContextId>,
 }
+
+impl<T> Walk<T> {
+    /// A walk that starts at step `at`, after the contexts of `chain`.
+    pub(super) fn new(
+        at: usize,
+        previous: ResultSet<T>,
+        sinks: Vec<usize>,
+        chain: &ExecutionChain<T>,
+    ) -> Self {
+        Self {
+            at,
+            previous,
+            sinks,
+            unwinding: None,
+            tail: chain.tail().map(ExecutionContext::id),
+        }
+    }
+
+    /// The run's end, with the results read last as its output.
+    fn end(&mut self, status: ExecutionStatus, failure: RunError) -> Walked<T> {
+        (status, std::mem::take(&mut self.previous), Some(failure))
+    }
+}
+
+impl<T> Default for Walk<T> {
+    fn default() -> Self {
+        Self {
+            at: 0,
+            previous: ResultSet::empty(),
+            sinks: Vec::new(),
+            unwinding: None,
+            tail: None,
+        }
+    }
+}
+
+/// How a walk ended: the run's status, its output and its failure.
+pub(super) type Walked<T> = (ExecutionStatus, ResultSet<T>, Option<RunError>);
 
 /// The names of the steps at `indices`.
 fn names<T>(steps: &[Step<T>], indices: &[usize]) -> Vec<Arc<str>> {
     indices.iter().map(|&i| Arc::clone(&steps[i].name)).collect()
 }
 
-struct StepEnd {
+/// How one step's run ended, as the walk needs it.
+pub(super) struct StepEnd {
     id: ContextId,
     status: ExecutionStatus,
     switch: Option<(u8, Arc<str>)>,
@@ -261,6 +322,49 @@ struct StepEnd {
     timed_out: Option<Deadline>,
     /// The error of a custom evaluation rule that panicked.
     rule_panic: Option<RunError>,
+}
+
+/// A context whose step is running: what recording its end needs.
+pub(super) struct Running {
+    pub(super) id: ContextId,
+    /// The step's deadline or the run's, whichever comes first.
+    pub(super) deadline: Option<Deadline>,
+    pub(super) span: StepSpan,
+}
+
+/// Why a walk stops before it starts `step`: a cancel or a passed run
+/// deadline.
+fn halted_before<T>(scope: &Scope<'_, T>, step: &Step<T>) -> Option<(ExecutionStatus, RunError)> {
+    if scope.cancel.is_some_and(CancelToken::is_cancelled) {
+        let failure = RunError::Cancelled {
+            step: Arc::clone(&step.name),
+            by: CancelledBy::Token,
+        };
+        return Some((ExecutionStatus::Cancelled, failure));
+    }
+    let deadline = scope.deadline.filter(|d| Instant::now() >= d.at)?;
+    Some((ExecutionStatus::Aborted, timeout(step, deadline, Vec::new())))
+}
+
+/// An event about context `id` of `step`, with no errors or verdict yet.
+fn context_event<'a, T>(
+    scope: &'a Scope<'_, T>,
+    step: &'a Step<T>,
+    id: ContextId,
+    status: ExecutionStatus,
+) -> ContextEvent<'a> {
+    ContextEvent {
+        run: scope.run,
+        pipeline: scope.pipeline,
+        total_tasks: scope.total_tasks,
+        restored: false,
+        step: &step.name,
+        context: id,
+        tasks: step.tasks.len(),
+        status,
+        errors: &[],
+        evaluation: None,
+    }
 }
 
 impl<T> PipelineExecutor<T> {
@@ -281,13 +385,13 @@ impl<T> PipelineExecutor<T> {
     /// thread while runs execute. A context leaves it when its run ends.
     #[must_use]
     pub fn states(&self) -> &ExecutionStateManager<T> {
-        &self.states
+        &self.core.states
     }
 
     /// The pools this executor runs on; clone the handle to share them.
     #[must_use]
     pub fn pools(&self) -> &Pools {
-        self.factory.pools()
+        self.core.factory.pools()
     }
 
     /// The executor configs `step`'s tasks run on, one per group, in the
@@ -299,7 +403,7 @@ impl<T> PipelineExecutor<T> {
     /// task whose executor cannot be found or built, and
     /// [`BuildError::PoolBuild`].
     pub fn plan(&self, step: &Step<T>) -> Result<Vec<ExecutorConfig>, BuildError> {
-        Ok(self.factory.plan(step)?.configs())
+        Ok(self.core.factory.plan(step)?.configs())
     }
 }
 
@@ -364,7 +468,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         remote: Option<&dyn Remote<T>>,
     ) -> Result<Run<T>, RunError> {
         for step in pipeline.steps() {
-            self.factory.check(step)?;
+            self.core.factory.check(step)?;
         }
         let scope = Scope {
             pipeline: &pipeline.inner.name,
@@ -378,6 +482,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             timed: !options.untimed,
             saver,
             remote,
+            board: None,
         };
         let pipeline_event = |status| PipelineEvent {
             run: scope.run,
@@ -386,9 +491,11 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             status,
             elapsed: scope.clock.here(),
         };
-        if !self.emitter.is_empty() {
-            self.emitter.emit(|o| o.pipeline_started(&pipeline_event(None)));
-            self.announce_restored(&scope, &start);
+        if !self.core.emitter.is_empty() {
+            self.core
+                .emitter
+                .emit(|o| o.pipeline_started(&pipeline_event(None)));
+            self.core.announce_restored(&scope, &start);
         }
         let Start {
             at,
@@ -404,9 +511,9 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             // A checkpoint of a finished run: the run comes back as it was
             // saved, nothing runs again, so a job killed after its last
             // save still gets its output.
-            if !self.emitter.is_empty() {
+            if !self.core.emitter.is_empty() {
                 let event = pipeline_event(Some(ExecutionStatus::Finished));
-                self.emitter.emit(|o| o.pipeline_finished(&event));
+                self.core.emitter.emit(|o| o.pipeline_finished(&event));
             }
             return Ok(Run {
                 id: scope.run,
@@ -431,21 +538,27 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             .collect();
         let span = RunSpan::enter(scope.pipeline);
         let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let from = Resume {
-                at,
-                previous,
-                sinks,
-                pending,
-            };
+            let mut walk = Walk::new(at, previous, sinks, &chain);
             match self.carrier(pipeline, &scope) {
-                // The whole walk runs inside the pool: every step after the
-                // first starts from a worker of its own pool, and joins its
-                // group in place instead of paying a round trip.
+                // The whole walk runs inside the pool, entered once: every
+                // step after the first starts from a worker of its own
+                // pool, and pays no round trip.
                 Some(pool) => {
-                    let (handle, chain) = (span.handle(), &mut chain);
-                    pool.install(|| handle.in_scope(|| self.walk(pipeline, &scope, chain, from)))
+                    debug_assert!(pending.is_empty(), "a resumed run has a saver and is not carried");
+                    carry::carry(
+                        &self.core,
+                        &pool,
+                        pipeline,
+                        &scope,
+                        span.handle(),
+                        &mut chain,
+                        walk,
+                    )
                 }
-                None => self.walk(pipeline, &scope, &mut chain, from),
+                None => match self.core.walk(pipeline, &scope, &mut chain, &mut walk, pending)? {
+                    Some(walked) => Ok(walked),
+                    None => unreachable!("a walk on the caller's thread has no board to be taken from"),
+                },
             }
         }));
         // Whatever happened, this run's contexts leave the live map: memory
@@ -453,7 +566,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         // code cannot panic through the walk (it runs under
         // `catch_unwind`), but a bug in the engine must not leak states
         // either, so the panic is resumed only after the cleanup.
-        self.states.remove(chain.iter().map(ExecutionContext::id));
+        self.core.states.remove(chain.iter().map(ExecutionContext::id));
         let walked = match walked {
             Ok(walked) => walked,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -464,12 +577,12 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             Err(_) => ExecutionStatus::Aborted,
         };
         span.finish(status, walked.as_ref().map_or_else(Some, |(_, _, f)| f.as_ref()));
-        if !self.emitter.is_empty() {
+        if !self.core.emitter.is_empty() {
             let event = pipeline_event(Some(status));
             if status == ExecutionStatus::Cancelled {
-                self.emitter.emit(|o| o.pipeline_stopped(&event));
+                self.core.emitter.emit(|o| o.pipeline_stopped(&event));
             } else {
-                self.emitter.emit(|o| o.pipeline_finished(&event));
+                self.core.emitter.emit(|o| o.pipeline_finished(&event));
             }
         }
         let (status, output, failure) = walked?;
@@ -487,163 +600,170 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     }
 
     /// The pool to carry a whole run into, so that it is entered once per
-    /// run rather than once per step: only for a run that nothing can cut
-    /// short (no cancel token, no deadline of the run or of a step), whose
-    /// caller is outside every pool, and whose every task runs on that one
-    /// pool. A run that may be cut short keeps its caller outside, blocked
-    /// on the outcomes, the cancel and the deadline; a run that mixes
-    /// executors keeps inline tasks on the caller's own thread.
+    /// run rather than once per step (see [`carry`]): for a
+    /// run whose caller is outside every pool and whose every task runs on
+    /// that one pool. A run that mixes executors keeps inline tasks on the
+    /// caller's own thread; a run with a checkpoint or an MPI remote
+    /// borrows them, and a borrowed saver or link cannot go into a
+    /// `'static` job, so it walks on the caller's thread too.
     fn carrier(&self, pipeline: &Pipeline<T>, scope: &Scope<'_, T>) -> Option<Arc<ThreadPool>> {
-        // A distributed walk stays on the caller's thread: that thread
-        // talks to the other processes.
-        if scope.cancel.is_some()
-            || scope.deadline.is_some()
-            || scope.remote.is_some()
-            || rayon::current_thread_index().is_some()
-        {
+        if scope.saver.is_some() || scope.remote.is_some() || rayon::current_thread_index().is_some() {
             return None;
         }
-        if pipeline.steps().iter().any(|s| s.timeout.is_some()) {
-            return None;
-        }
-        self.factory.sole_pool(pipeline.steps())
+        self.core.factory.sole_pool(pipeline.steps())
     }
+}
 
-    /// Follows the pipeline's flow from step `at` to the end. `chain` holds
-    /// the contexts of earlier steps, if the run is resumed.
-    fn walk(
+impl<T: Send + Sync + 'static> Core<T> {
+    /// Follows the pipeline's flow from where `walk` is to the end. `chain`
+    /// holds the contexts of earlier steps, if the run is resumed, and
+    /// `pending` the outcomes of the first step's tasks that succeeded in an
+    /// earlier process.
+    ///
+    /// `None` when the caller of a carried run took the walk over (see
+    /// [`carry`]): the run is then the caller's to finish, and
+    /// this walk has changed nothing since.
+    pub(super) fn walk(
         &self,
         pipeline: &Pipeline<T>,
         scope: &Scope<'_, T>,
         chain: &mut ExecutionChain<T>,
-        from: Resume<T>,
-    ) -> Result<(ExecutionStatus, ResultSet<T>, Option<RunError>), RunError> {
-        let Resume {
-            mut at,
-            mut previous,
-            mut sinks,
-            mut pending,
-        } = from;
-        let steps = pipeline.steps();
-        let graph = &pipeline.inner.graph;
-        let mut tail = chain.tail().map(ExecutionContext::id);
-        // Set once a step fails with no failure branch: the pending sinks
-        // still run, like `finally` blocks, and the run then ends aborted
-        // with this first failure.
-        let mut unwinding: Option<RunError> = None;
+        walk: &mut Walk<T>,
+        mut pending: Vec<Outcome<T>>,
+    ) -> Result<Option<Walked<T>>, RunError> {
         loop {
-            let step = &steps[at];
-            if scope.cancel.is_some_and(CancelToken::is_cancelled) {
-                let failure = RunError::Cancelled {
-                    step: Arc::clone(&step.name),
-                    by: CancelledBy::Token,
-                };
-                return Ok((ExecutionStatus::Cancelled, previous, Some(failure)));
+            let step = &pipeline.steps()[walk.at];
+            if let Some((status, failure)) = halted_before(scope, step) {
+                return Ok(Some(walk.end(status, failure)));
             }
-            if let Some(deadline) = scope.deadline.filter(|d| Instant::now() >= d.at) {
-                let failure = timeout(step, deadline, Vec::new());
-                return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
-            }
-            let end = self.run_context(scope, step, &previous, chain, tail, std::mem::take(&mut pending))?;
-            if scope.retain == Retention::Needed
-                && let Some(before) = tail
-            {
-                // The step before this one is read by nobody from now on.
-                self.states.remove([before]);
-                if let Some(context) = chain.get_mut(before) {
-                    context.state = Arc::new(context.state.with_results(ResultSet::empty()));
-                }
-            }
-            tail = Some(end.id);
-            let context = chain
-                .get(end.id)
-                .ok_or(RunError::UnknownContext { context: end.id })?;
-            let state = Arc::clone(context.state());
-            if let Some(deadline) = end.timed_out {
-                // The run comes back with every finished step; what the
-                // timed-out step finished is in its context.
-                let failure = timeout(step, deadline, state.errors().to_vec());
-                return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
-            }
-            previous = state.results().clone();
-            if let Some(failure) = unwinding.take() {
-                match sinks.pop() {
-                    Some(sink) => {
-                        unwinding = Some(failure);
-                        at = sink;
-                        continue;
-                    }
-                    None => return Ok((ExecutionStatus::Aborted, previous, Some(failure))),
-                }
-            }
-            let verdict = match end.status {
-                ExecutionStatus::Cancelled => {
-                    let by = end.stop.map_or(CancelledBy::Token, CancelledBy::Task);
-                    let failure = RunError::Cancelled {
-                        step: Arc::clone(&step.name),
-                        by,
-                    };
-                    return Ok((ExecutionStatus::Cancelled, previous, Some(failure)));
-                }
-                ExecutionStatus::Finished => StepVerdict::Succeeded(end.switch.as_ref().map(|(n, _)| *n)),
-                _ => StepVerdict::Failed,
+            let Some(end) = self.run_context(scope, step, walk, chain, std::mem::take(&mut pending))? else {
+                return Ok(None);
             };
-            // Progress is saved only when the walk moves on: a step that
-            // aborts or cancels the run is run again by a resume.
-            match graph.next(at, verdict, &mut sinks) {
-                Ok(Next::Step(next)) => {
-                    if let Some(saver) = scope.saver {
-                        saver.step(context, Some(&steps[next].name), &names(steps, &sinks))?;
-                    }
-                    at = next;
-                }
-                Ok(Next::End) => {
-                    if let Some(saver) = scope.saver {
-                        saver.step(context, None, &names(steps, &sinks))?;
-                    }
-                    return Ok((ExecutionStatus::Finished, previous, None));
-                }
-                Ok(Next::Abort) => {
-                    // No verdict when the step's executor could not be
-                    // built: every task then failed to dispatch.
-                    let (strategy, succeeded, total) = context.evaluation().map_or_else(
-                        || (step.strategy.name().into(), 0, step.tasks.len()),
-                        |e| (e.strategy.as_ref().into(), e.succeeded, e.total),
-                    );
-                    let failure = end.rule_panic.unwrap_or_else(|| {
-                        RunError::step_failed(
-                            Arc::clone(&step.name),
-                            strategy,
-                            succeeded,
-                            total,
-                            state.errors().to_vec(),
-                        )
-                    });
-                    sinks.extend(graph.sink(at));
-                    match sinks.pop() {
-                        Some(sink) => {
-                            unwinding = Some(failure);
-                            at = sink;
-                        }
-                        None => return Ok((ExecutionStatus::Aborted, previous, Some(failure))),
-                    }
-                }
-                Err(target) => {
-                    let task = end
-                        .switch
-                        .map(|(_, task)| task)
-                        .unwrap_or_else(|| Arc::clone(&step.name));
-                    let failure = RunError::UnknownSwitch {
-                        step: Arc::clone(&step.name),
-                        task,
-                        target,
-                    };
-                    return Ok((ExecutionStatus::Aborted, previous, Some(failure)));
-                }
+            if let Some(walked) = self.advance(pipeline, scope, chain, walk, end)? {
+                return Ok(Some(walked));
             }
         }
     }
 
+    /// Moves `walk` on from the step it just ran, which ended as `end`:
+    /// to the step the flow gives next (`None`), or to the run's end.
+    pub(super) fn advance(
+        &self,
+        pipeline: &Pipeline<T>,
+        scope: &Scope<'_, T>,
+        chain: &mut ExecutionChain<T>,
+        walk: &mut Walk<T>,
+        end: StepEnd,
+    ) -> Result<Option<Walked<T>>, RunError> {
+        let steps = pipeline.steps();
+        let graph = &pipeline.inner.graph;
+        let step = &steps[walk.at];
+        if scope.retain == Retention::Needed
+            && let Some(before) = walk.tail
+        {
+            // The step before this one is read by nobody from now on.
+            self.states.remove([before]);
+            if let Some(context) = chain.get_mut(before) {
+                context.state = Arc::new(context.state.with_results(ResultSet::empty()));
+            }
+        }
+        walk.tail = Some(end.id);
+        let context = chain
+            .get(end.id)
+            .ok_or(RunError::UnknownContext { context: end.id })?;
+        let state = Arc::clone(context.state());
+        if let Some(deadline) = end.timed_out {
+            // The run comes back with every finished step; what the
+            // timed-out step finished is in its context.
+            let failure = timeout(step, deadline, state.errors().to_vec());
+            return Ok(Some(walk.end(ExecutionStatus::Aborted, failure)));
+        }
+        walk.previous = state.results().clone();
+        if let Some(failure) = walk.unwinding.take() {
+            return Ok(match walk.sinks.pop() {
+                Some(sink) => {
+                    walk.unwinding = Some(failure);
+                    walk.at = sink;
+                    None
+                }
+                None => Some(walk.end(ExecutionStatus::Aborted, failure)),
+            });
+        }
+        let verdict = match end.status {
+            ExecutionStatus::Cancelled => {
+                let by = end.stop.map_or(CancelledBy::Token, CancelledBy::Task);
+                let failure = RunError::Cancelled {
+                    step: Arc::clone(&step.name),
+                    by,
+                };
+                return Ok(Some(walk.end(ExecutionStatus::Cancelled, failure)));
+            }
+            ExecutionStatus::Finished => StepVerdict::Succeeded(end.switch.as_ref().map(|(n, _)| *n)),
+            _ => StepVerdict::Failed,
+        };
+        // Progress is saved only when the walk moves on: a step that
+        // aborts or cancels the run is run again by a resume.
+        match graph.next(walk.at, verdict, &mut walk.sinks) {
+            Ok(Next::Step(next)) => {
+                if let Some(saver) = scope.saver {
+                    saver.step(context, Some(&steps[next].name), &names(steps, &walk.sinks))?;
+                }
+                walk.at = next;
+                Ok(None)
+            }
+            Ok(Next::End) => {
+                if let Some(saver) = scope.saver {
+                    saver.step(context, None, &names(steps, &walk.sinks))?;
+                }
+                Ok(Some((
+                    ExecutionStatus::Finished,
+                    std::mem::take(&mut walk.previous),
+                    None,
+                )))
+            }
+            Ok(Next::Abort) => {
+                // No verdict when the step's executor could not be
+                // built: every task then failed to dispatch.
+                let (strategy, succeeded, total) = context.evaluation().map_or_else(
+                    || (step.strategy.name().into(), 0, step.tasks.len()),
+                    |e| (e.strategy.as_ref().into(), e.succeeded, e.total),
+                );
+                let failure = end.rule_panic.unwrap_or_else(|| {
+                    RunError::step_failed(
+                        Arc::clone(&step.name),
+                        strategy,
+                        succeeded,
+                        total,
+                        state.errors().to_vec(),
+                    )
+                });
+                walk.sinks.extend(graph.sink(walk.at));
+                Ok(match walk.sinks.pop() {
+                    Some(sink) => {
+                        walk.unwinding = Some(failure);
+                        walk.at = sink;
+                        None
+                    }
+                    None => Some(walk.end(ExecutionStatus::Aborted, failure)),
+                })
+            }
+            Err(target) => {
+                let task = end
+                    .switch
+                    .map(|(_, task)| task)
+                    .unwrap_or_else(|| Arc::clone(&step.name));
+                let failure = RunError::UnknownSwitch {
+                    step: Arc::clone(&step.name),
+                    task,
+                    target,
+                };
+                Ok(Some(walk.end(ExecutionStatus::Aborted, failure)))
+            }
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// Runs one step of `pipeline` as a single context linked into `chain`
     /// right after `after` (at the head when `None`): the seed's
     /// `execute_pipeline(tasks, pipeline, previous_context_id)`. The step's
@@ -669,7 +789,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             pipeline: Arc::clone(&pipeline.inner.name),
             step: step.to_owned(),
         })?;
-        self.factory.check(step)?;
+        self.core.factory.check(step)?;
         let previous = match after {
             Some(id) => chain
                 .get(id)
@@ -691,9 +811,20 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             timed: true,
             saver: None,
             remote: None,
+            board: None,
         };
-        let end = self.run_context(&scope, step, &previous, chain, after, Vec::new())?;
-        self.states.remove([end.id]);
+        let mut walk = Walk {
+            previous,
+            tail: after,
+            ..Walk::default()
+        };
+        let Some(end) = self
+            .core
+            .run_context(&scope, step, &mut walk, chain, Vec::new())?
+        else {
+            unreachable!("a step run on the caller's thread has no board to be taken from");
+        };
+        self.core.states.remove([end.id]);
         if let Some(deadline) = end.timed_out {
             let errors = chain
                 .get(end.id)
@@ -725,13 +856,13 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             run_id: share.run,
             total_tasks: share.total_tasks,
             hooks: Vec::new(),
-            buffers: Arc::clone(&self.buffers),
+            buffers: Arc::clone(&self.core.buffers),
             // The walking process decides whether its metrics show times;
             // a share always records them, and costs the same either way
             // next to the messages it travels in.
             timed: true,
         };
-        match self.factory.plan(step) {
+        match self.core.factory.plan(step) {
             Ok(plan) => ExecutionCoordinator::run_only(run, plan, &share.only),
             // As in a step run here: every task failed to dispatch.
             Err(e) => {
@@ -753,19 +884,23 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             }
         }
     }
+}
 
-    /// Creates, links and runs one context, moving its state as it goes.
-    /// `restored` are outcomes of its tasks that succeeded in an earlier
-    /// process: they are not run again.
+impl<T: Send + Sync + 'static> Core<T> {
+    /// Creates, links and runs one context for `walk`'s step, moving its
+    /// state as it goes. `restored` are outcomes of its tasks that
+    /// succeeded in an earlier process: they are not run again.
+    ///
+    /// `None` when the caller of a carried run took it over while the step
+    /// ran.
     fn run_context(
         &self,
         scope: &Scope<'_, T>,
         step: &Step<T>,
-        previous: &ResultSet<T>,
+        walk: &mut Walk<T>,
         chain: &mut ExecutionChain<T>,
-        after: Option<ContextId>,
         restored: Vec<Outcome<T>>,
-    ) -> Result<StepEnd, RunError> {
+    ) -> Result<Option<StepEnd>, RunError> {
         let id = ContextId::next();
         let state = self.states.insert_as(id, ExecutionStatus::Executing);
         let context = ExecutionContext {
@@ -777,29 +912,102 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             metrics: ExecutionMetrics::starting(&scope.clock).into(),
             evaluation: None,
         };
-        if let Err(e) = chain.insert_after(after, context) {
+        if let Err(e) = chain.insert_after(walk.tail, context) {
             self.states.remove([id]);
             return Err(e);
         }
-        let event = |status, evaluation, errors| ContextEvent {
-            run: scope.run,
-            pipeline: scope.pipeline,
-            total_tasks: scope.total_tasks,
-            restored: false,
-            step: &step.name,
-            context: id,
-            tasks: step.tasks.len(),
-            status,
-            errors,
-            evaluation,
-        };
-        self.signal_context(event(ExecutionStatus::Pending, None, &[]), |o, e| {
-            o.context_initialized(e);
-        });
-        self.signal_context(event(ExecutionStatus::Executing, None, &[]), |o, e| {
-            o.context_started(e);
-        });
+        self.signal_context(
+            context_event(scope, step, id, ExecutionStatus::Pending),
+            |o, e| {
+                o.context_initialized(e);
+            },
+        );
+        self.signal_context(
+            context_event(scope, step, id, ExecutionStatus::Executing),
+            |o, e| {
+                o.context_started(e);
+            },
+        );
 
+        let step_deadline = Deadline::after(step.timeout, DeadlineScope::Step);
+        let running = Running {
+            id,
+            deadline: match (step_deadline, scope.deadline) {
+                (Some(s), Some(r)) => Some(if r.at <= s.at { r } else { s }),
+                (s, r) => s.or(r),
+            },
+            span: StepSpan::new(scope.pipeline, &step.name, id, step.tasks.len()),
+        };
+        let _entered = running.span.enter();
+        let outcome = match self.factory.plan(step) {
+            Ok(plan) => {
+                let run = StepRun {
+                    pipeline: Arc::clone(scope.pipeline),
+                    step: Arc::clone(&step.name),
+                    context: id,
+                    tasks: Arc::clone(&step.tasks),
+                    names: Arc::clone(step.names()),
+                    input: Arc::clone(scope.input),
+                    previous: walk.previous.clone(),
+                    emitter: Arc::clone(&self.emitter),
+                    clock: scope.clock,
+                    cancel: scope.cancel.cloned(),
+                    deadline: running.deadline,
+                    span: running.span.clone(),
+                    run_id: scope.run,
+                    total_tasks: scope.total_tasks,
+                    hooks: self.hooks(scope, step, id),
+                    buffers: Arc::clone(&self.buffers),
+                    timed: scope.timed,
+                };
+                let watched = run.deadline.is_some() || run.cancel.is_some();
+                match scope.board.filter(|_| watched) {
+                    // A step that can be cut short, in a carried run: the
+                    // caller may have to take it over, so the walk parks
+                    // on the board while it runs.
+                    Some(board) => match board.run_step(run, plan, &step.strategy, walk, chain) {
+                        Some(outcome) => Ok(outcome),
+                        None => return Ok(None),
+                    },
+                    None => {
+                        let gathered = match scope.remote {
+                            Some(remote) => {
+                                let mut done = vec![false; step.tasks.len()];
+                                for outcome in &restored {
+                                    done[outcome.index] = true;
+                                }
+                                remote.gather(step, &run, &done)
+                            }
+                            None => Vec::new(),
+                        };
+                        Ok(ExecutionCoordinator::run_gathered(
+                            run,
+                            plan,
+                            &step.strategy,
+                            restored,
+                            gathered,
+                        ))
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        self.record(scope, step, &running, outcome, chain).map(Some)
+    }
+
+    /// Records how a running context ended: its final state, verdict and
+    /// timing, in the state manager and in `chain`, and tells observers.
+    /// `outcome` is the judged step, or why its executor could not be
+    /// built.
+    pub(super) fn record(
+        &self,
+        scope: &Scope<'_, T>,
+        step: &Step<T>,
+        running: &Running,
+        outcome: Result<StepOutcome<T>, BuildError>,
+        chain: &mut ExecutionChain<T>,
+    ) -> Result<StepEnd, RunError> {
+        let id = running.id;
         let mut end = StepEnd {
             id,
             status: ExecutionStatus::Aborted,
@@ -808,46 +1016,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             timed_out: None,
             rule_panic: None,
         };
-        let span = StepSpan::new(scope.pipeline, &step.name, id, step.tasks.len());
-        let _entered = span.enter();
-        let (state, evaluation, tasks) = match self.factory.plan(step) {
-            Ok(plan) => {
-                let step_deadline = Deadline::after(step.timeout, DeadlineScope::Step);
-                let deadline = match (step_deadline, scope.deadline) {
-                    (Some(s), Some(r)) => Some(if r.at <= s.at { r } else { s }),
-                    (s, r) => s.or(r),
-                };
-                let run = StepRun {
-                    pipeline: Arc::clone(scope.pipeline),
-                    step: Arc::clone(&step.name),
-                    context: id,
-                    tasks: Arc::clone(&step.tasks),
-                    names: Arc::clone(step.names()),
-                    input: Arc::clone(scope.input),
-                    previous: previous.clone(),
-                    emitter: Arc::clone(&self.emitter),
-                    clock: scope.clock,
-                    cancel: scope.cancel.cloned(),
-                    deadline,
-                    span: span.clone(),
-                    run_id: scope.run,
-                    total_tasks: scope.total_tasks,
-                    hooks: self.hooks(scope, step, id),
-                    buffers: Arc::clone(&self.buffers),
-                    timed: scope.timed,
-                };
-                let gathered = match scope.remote {
-                    Some(remote) => {
-                        let mut done = vec![false; step.tasks.len()];
-                        for outcome in &restored {
-                            done[outcome.index] = true;
-                        }
-                        remote.gather(step, &run, &done)
-                    }
-                    None => Vec::new(),
-                };
-                let outcome =
-                    ExecutionCoordinator::run_gathered(run, plan, &step.strategy, restored, gathered);
+        let (state, evaluation, tasks) = match outcome {
+            Ok(outcome) => {
                 let cancelled = scope.cancel.is_some_and(CancelToken::is_cancelled);
                 end.status =
                     if outcome.stop.is_some() || ((cancelled || outcome.cancelled) && !outcome.timed_out) {
@@ -857,7 +1027,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                     } else {
                         ExecutionStatus::Aborted
                     };
-                end.timed_out = deadline.filter(|_| outcome.timed_out);
+                end.timed_out = running.deadline.filter(|_| outcome.timed_out);
                 end.switch = outcome.switch;
                 end.stop = outcome.stop;
                 end.rule_panic = outcome.rule_panic.map(|message| RunError::RulePanicked {
@@ -899,17 +1069,18 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         context.evaluation = evaluation;
         context.metrics.finish(scope.clock.now(), tasks);
         let status = state.status();
-        span.finish(status, end.timed_out.is_some());
+        running.span.finish(status, end.timed_out.is_some());
         if !self.emitter.is_empty() {
-            let evaluation = context.evaluation.clone();
-            self.signal_context(
-                event(status, evaluation.as_ref(), state.errors()),
-                |o, e| match status {
-                    ExecutionStatus::Finished => o.context_finished(e),
-                    ExecutionStatus::Cancelled => o.context_cancelled(e),
-                    _ => o.context_aborted(e),
-                },
-            );
+            let event = ContextEvent {
+                errors: state.errors(),
+                evaluation: context.evaluation.as_ref(),
+                ..context_event(scope, step, id, status)
+            };
+            self.signal_context(event, |o, e| match status {
+                ExecutionStatus::Finished => o.context_finished(e),
+                ExecutionStatus::Cancelled => o.context_cancelled(e),
+                _ => o.context_aborted(e),
+            });
         }
         Ok(end)
     }
@@ -1166,7 +1337,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> PipelineExecutor<T
         // The writer is a scoped thread: it borrows the store, and every
         // record sent is written before this call returns.
         std::thread::scope(|threads| {
-            let journal = Journal::spawn(threads, store, Arc::clone(&self.emitter), info);
+            let journal = Journal::spawn(threads, store, Arc::clone(&self.core.emitter), info);
             let run = self.run(pipeline, input, options, start, Some(&journal), remote);
             let saved = journal.close();
             match (run, saved) {
@@ -1190,9 +1361,9 @@ fn timeout<T>(step: &Step<T>, deadline: Deadline, failures: Vec<TaskFailure>) ->
 impl<T> fmt::Debug for PipelineExecutor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineExecutor")
-            .field("factory", &self.factory)
-            .field("emitter", &self.emitter)
-            .field("states", &self.states)
+            .field("factory", &self.core.factory)
+            .field("emitter", &self.core.emitter)
+            .field("states", &self.core.states)
             .finish()
     }
 }
