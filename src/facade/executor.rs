@@ -539,7 +539,25 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         let span = RunSpan::enter(scope.pipeline);
         let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut walk = Walk::new(at, previous, sinks, &chain);
+            let watched = scope.cancel.is_some()
+                || scope.deadline.is_some()
+                || pipeline.steps().iter().any(|s| s.timeout.is_some());
+            let walked = |walked: Option<Walked<T>>| match walked {
+                Some(walked) => walked,
+                None => unreachable!("a walk with no board cannot be taken over"),
+            };
             match self.carrier(pipeline, &scope) {
+                // A run nothing can cut short is joined in place: `install`
+                // costs less than a job and a wake-up, and the caller has
+                // nothing to watch while it waits.
+                Some(pool) if !watched => {
+                    let handle = span.handle();
+                    let (chain, walk) = (&mut chain, &mut walk);
+                    pool.install(|| {
+                        handle.in_scope(|| self.core.walk(pipeline, &scope, chain, walk, pending))
+                    })
+                    .map(walked)
+                }
                 // The whole walk runs inside the pool, entered once: every
                 // step after the first starts from a worker of its own
                 // pool, and pays no round trip.
@@ -555,10 +573,10 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                         walk,
                     )
                 }
-                None => match self.core.walk(pipeline, &scope, &mut chain, &mut walk, pending)? {
-                    Some(walked) => Ok(walked),
-                    None => unreachable!("a walk on the caller's thread has no board to be taken from"),
-                },
+                None => self
+                    .core
+                    .walk(pipeline, &scope, &mut chain, &mut walk, pending)
+                    .map(walked),
             }
         }));
         // Whatever happened, this run's contexts leave the live map: memory
