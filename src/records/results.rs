@@ -153,4 +153,25 @@ mod tests {
         assert_eq!(set.clone(), set);
         assert!(ResultSet::<u8>::empty().is_empty());
     }
+
+    #[test]
+    fn columns_with_gaps_name_each_value_by_its_position() {
+        let names: super::Names = ["a", "b", "c", "d"].into_iter().map(Into::into).collect();
+        let set = ResultSet::from_columns(names.clone(), vec![10, 30], Some(vec![0, 2]));
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![("a", &10), ("c", &30)]);
+        assert_eq!(set.get("c"), Some(&30));
+        assert_eq!(set.get("b"), None);
+        let whole = ResultSet::from_columns(names, vec![1, 2, 3, 4], None);
+        assert_eq!(whole.get("d"), Some(&4));
+        assert_eq!(
+            whole,
+            ResultSet::from_entries(vec![
+                ("a".into(), 1),
+                ("b".into(), 2),
+                ("c".into(), 3),
+                ("d".into(), 4)
+            ])
+        );
+        assert_ne!(whole, set);
+    }
 }

@@ -1,0 +1,131 @@
+//! What a run keeps of each task: values by column in declaration order,
+//! compact stamps expanded into metrics on demand, and timing that can be
+//! turned off.
+
+use conveyor::{
+    EvaluationStrategy, ExecutionStatus, ExecutorConfig, Flow, Pipeline, PipelineExecutor, RunOptions, Step,
+    Task, TaskError, TaskFailure,
+};
+
+fn executor() -> PipelineExecutor<u64> {
+    PipelineExecutor::builder()
+        .executor("pool", ExecutorConfig::pool(2))
+        .build()
+        .unwrap()
+}
+
+/// A step of `n` tasks on the pool; task `i` fails when `fails(i)`.
+fn step(n: u64, fails: fn(u64) -> bool) -> Step<u64> {
+    Step::new(
+        "wide",
+        (0..n).map(|i| {
+            Task::from_fn(format!("t{i}"), move |c| {
+                if fails(i) {
+                    Err(TaskError::msg(format!("task {i} fails")))
+                } else {
+                    Ok(*c.input() + i)
+                }
+            })
+            .on("pool")
+        }),
+    )
+    .strategy(EvaluationStrategy::AnyMustSucceed)
+}
+
+#[test]
+fn values_keep_declaration_order_and_their_names_around_failures() {
+    let n = 3_000;
+    let fails = |i: u64| i % 7 == 3;
+    let pipeline = Pipeline::builder("p").step(step(n, fails)).build().unwrap();
+    let run = executor().execute(&pipeline, 1_000).unwrap();
+    assert!(run.is_success(), "{:?}", run.failure());
+    let out = run.output().unwrap();
+    let expected: Vec<(String, u64)> = (0..n)
+        .filter(|&i| !fails(i))
+        .map(|i| (format!("t{i}"), 1_000 + i))
+        .collect();
+    let got: Vec<(String, u64)> = out.iter().map(|(k, v)| (k.to_owned(), *v)).collect();
+    assert_eq!(got, expected);
+    assert_eq!(out.len(), expected.len());
+    assert_eq!(out.get("t4"), Some(&1_004));
+    assert_eq!(out.get("t3"), None, "a failed task has no value");
+    assert_eq!(out.first(), Some(&1_000));
+
+    let context = run.context("wide").unwrap();
+    let errors = context.state().errors();
+    let failed: Vec<&str> = errors.iter().map(TaskFailure::task).collect();
+    let expected_failed: Vec<String> = (0..n).filter(|&i| fails(i)).map(|i| format!("t{i}")).collect();
+    assert_eq!(failed, expected_failed, "errors in declaration order");
+
+    let metrics = context.metrics();
+    assert_eq!(metrics.tasks.len(), n as usize);
+    for (i, t) in metrics.tasks.iter().enumerate() {
+        assert_eq!(&*t.task, format!("t{i}"));
+        assert_eq!(t.succeeded, !fails(i as u64), "task {i}");
+        assert_eq!(t.attempts, 1);
+        assert!(
+            t.started <= t.finished && t.queued <= t.started,
+            "task {i}: {t:?}"
+        );
+        assert!(t.thread > 0);
+        assert!(!t.restored);
+    }
+    // Expanded once, read the same every time, and carried by a clone.
+    assert_eq!(context.metrics(), metrics);
+    assert_eq!(context.clone().metrics(), metrics);
+}
+
+#[test]
+fn with_task_timing_off_tasks_sit_at_their_queue_time_and_the_rest_is_recorded() {
+    let n = 500;
+    let pipeline = Pipeline::builder("p").step(step(n, |i| i == 7)).build().unwrap();
+    let executor = executor();
+    let untimed = executor
+        .execute_with(&pipeline, 0, &RunOptions::new().task_timing(false))
+        .unwrap();
+    let timed = executor.execute(&pipeline, 0).unwrap();
+    assert_eq!(untimed.output().unwrap(), timed.output().unwrap());
+    assert_eq!(untimed.status(), ExecutionStatus::Finished);
+
+    let metrics = untimed.context("wide").unwrap().metrics();
+    assert!(metrics.finished >= metrics.started, "the step is still timed");
+    for (i, t) in metrics.tasks.iter().enumerate() {
+        assert_eq!((t.started, t.finished), (t.queued, t.queued), "task {i}");
+        assert!(t.duration().is_zero());
+        assert_eq!(t.attempts, 1);
+        assert_eq!(t.succeeded, i != 7);
+        assert!(t.thread > 0);
+    }
+    // The report still lists every task.
+    let report = untimed.report();
+    assert_eq!(report.steps[0].tasks.len(), n as usize);
+}
+
+#[test]
+fn the_first_switch_in_declaration_order_wins_whatever_finishes_first() {
+    // Task 150 switches to 2 at once; task 40 switches to 3 after a
+    // moment, so it finishes later on a pool of two threads.
+    let tasks = (0..200_u64).map(|i| {
+        Task::flow_fn(format!("t{i}"), move |c| {
+            Ok(match i {
+                40 => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    Flow::Switch(3, *c.input())
+                }
+                150 => Flow::Switch(2, *c.input()),
+                _ => Flow::Continue(*c.input()),
+            })
+        })
+        .on("pool")
+    });
+    let pipeline = Pipeline::builder("p")
+        .step(Step::new("fan", tasks).on_switch(2, "two").on_switch(3, "three"))
+        .step(Step::new("two", [Task::from_fn("two.t", |_| Ok(2))]))
+        .step(Step::new("three", [Task::from_fn("three.t", |_| Ok(3))]))
+        .build()
+        .unwrap();
+    let run = executor().execute(&pipeline, 0).unwrap();
+    assert!(run.is_success(), "{:?}", run.failure());
+    assert_eq!(run.output().unwrap().first(), Some(&3));
+    assert!(run.context("two").is_none());
+}
