@@ -236,7 +236,9 @@ impl TaskStamps {
 pub(crate) struct MetricsRecord {
     base: ExecutionMetrics,
     stamps: Option<TaskStamps>,
-    expanded: OnceLock<ExecutionMetrics>,
+    /// Boxed: a context is moved as its chain grows, and most are never
+    /// expanded.
+    expanded: OnceLock<Box<ExecutionMetrics>>,
 }
 
 impl MetricsRecord {
@@ -244,9 +246,11 @@ impl MetricsRecord {
     pub(crate) fn get(&self) -> &ExecutionMetrics {
         match &self.stamps {
             None => &self.base,
-            Some(stamps) => self.expanded.get_or_init(|| ExecutionMetrics {
-                tasks: stamps.expand(),
-                ..self.base.clone()
+            Some(stamps) => self.expanded.get_or_init(|| {
+                Box::new(ExecutionMetrics {
+                    tasks: stamps.expand(),
+                    ..self.base.clone()
+                })
             }),
         }
     }
