@@ -24,7 +24,9 @@ pub(crate) struct Attempts {
     /// is counted in it.
     first_start: Option<u64>,
     /// The failures of the attempts so far.
-    errors: Vec<TaskFailure>,
+    /// Boxed as they were made, and unboxed only when the retries run
+    /// out: most retried tasks succeed, and their failures are dropped.
+    errors: Vec<Box<TaskFailure>>,
 }
 
 /// Where one attempt left a task.
@@ -193,7 +195,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
                         o.task_retrying(&retry_event(run, task, number, max_attempts, delay, &error));
                     });
                 }
-                attempts.errors.push(*error);
+                attempts.errors.push(error);
                 return Progress::Retry(Box::new(Retry { delay, attempts }));
             }
             if retryable {
@@ -218,7 +220,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
                     task: Arc::clone(&task.name),
                     step: Arc::clone(&run.step),
                     attempts: number,
-                    earlier: attempts.errors,
+                    earlier: attempts.errors.into_iter().map(|e| *e).collect(),
                     last: error,
                 }))
             }

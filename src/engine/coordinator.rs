@@ -296,20 +296,24 @@ fn join_here<T: Send + Sync + 'static>(
 /// a group of a mixed step collects its outcomes first. With every
 /// task writing into one channel instead, the channel's tail was the one
 /// cache line all workers fought over, which made a 10,000-task no-op
-/// step slower on two threads than on one. Retries are rare, so they
-/// share one lock.
+/// step slower on two threads than on one. Retries are rare, so they go
+/// into a locked list per worker.
 fn first_round<T: Send + Sync>(
     tasks: &TaskIndices,
     run: &StepRun<T>,
     processor: &mut (impl Intake<T> + Send),
 ) -> Vec<(usize, Attempts, Instant)> {
-    let retries = Mutex::new(Vec::new());
+    // One list per worker, so that a round where every task fails does
+    // not have the workers queue on one lock.
+    let lists = rayon::current_num_threads().max(1);
+    let retries: Vec<Mutex<Vec<_>>> = (0..lists).map(|_| Mutex::new(Vec::new())).collect();
     let one = |i: usize| match attempt(run, i, Attempts::default()) {
         Progress::Done(outcome) => Some(outcome),
         Progress::Retry(retry) => {
             let Retry { delay, attempts } = *retry;
             let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
-            retries.lock().push((i, attempts, due));
+            let list = rayon::current_thread_index().unwrap_or(0) % lists;
+            retries[list].lock().push((i, attempts, due));
             None
         }
     };
@@ -323,7 +327,7 @@ fn first_round<T: Send + Sync>(
             }
         }
     }
-    retries.into_inner()
+    retries.into_iter().flat_map(Mutex::into_inner).collect()
 }
 
 /// Hands a group to its executor without waiting for it.

@@ -142,13 +142,15 @@ impl<T> ResultProcessor<T> {
         self.directives = sides.directives.into_inner();
     }
 
-    /// Takes one task's outcome. The first outcome of a task counts; a task
-    /// reports once, so a second would be a bug, and is dropped.
+    /// Takes one task's outcome. The first outcome of a task counts: a
+    /// task reports once, and a second report (which would be a bug) must
+    /// neither count twice nor leave a stale failure behind, so it is
+    /// dropped.
     pub(crate) fn accept(&mut self, outcome: Outcome<T>) {
         self.columns();
         let index = outcome.index;
         if self.stamps[index].reported() {
-            debug_assert!(false, "task {index} reported twice");
+            log::error!("task {index} reported twice; the second report is dropped");
             return;
         }
         let Outcome {
