@@ -5,10 +5,11 @@
 //!
 //! The thread that waits for a step is the one that walks the run: the
 //! caller's own thread, or, for a run whose every task is on one pool, a
-//! worker of that pool. Such a run is carried into its pool once, as one
-//! job, so that every step after the first starts there with no round trip
-//! (see the facade's `carry` module); its caller blocks outside on the
-//! run's end, the cancel and the deadline.
+//! worker of that pool. Such a run is carried into its pool once, so that
+//! every step after the first starts there with no round trip: with one
+//! `install` when nothing can cut it short, or as one job when a cancel or
+//! a deadline can (see the facade's `carry` module), its caller then
+//! blocking outside on the run's end, the cancel and the deadline.
 //!
 //! Every group of the plan is dispatched before any is waited on, so groups
 //! on different executors run at the same time (the original ran them one

@@ -97,8 +97,8 @@ struct Open<T> {
 }
 
 impl<T> Ledger<T> {
-    /// An open ledger for `expected` outcomes, in a slot vector kept from
-    /// an earlier step when `buffers` has one.
+    /// An open ledger for `expected` outcomes, whose value column reuses
+    /// a vector kept from an earlier step when `buffers` has one.
     pub(crate) fn new(expected: usize, buffers: &Buffers<T>) -> Self {
         Self {
             open: Mutex::new(Some(Open {
