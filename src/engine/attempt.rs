@@ -72,7 +72,7 @@ pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
 #[inline]
 pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progress<T> {
     let task = &run.tasks[index];
-    if let Some(halt) = run.halted() {
+    if let Some(halt) = run.halted_quickly() {
         return Progress::Done(run.halted_outcome(index, halt, attempts.made));
     }
     let number = attempts.made + 1;
@@ -90,7 +90,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
         &task.executor,
     );
     let started = run.stamp_now();
-    let halt = || run.halted().is_some();
+    let halt = || run.halted_quickly().is_some();
     let ctx = TaskContext {
         input: &*run.input,
         previous: &run.previous,

@@ -642,11 +642,7 @@ mod tests {
         })
         .executor(ExecutorConfig::pool(1));
         let mut run = step_run(vec![stuck]);
-        run.deadline = Some(Deadline {
-            at: Instant::now() + Duration::from_millis(30),
-            scope: crate::error::DeadlineScope::Step,
-            limit: Duration::from_millis(30),
-        });
+        run.deadline = Deadline::after(Some(Duration::from_millis(30)), crate::error::DeadlineScope::Step);
         let plan = plan(&run);
         let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed, Vec::new());
         assert!(out.timed_out);

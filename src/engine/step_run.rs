@@ -12,7 +12,7 @@ use crate::error::{DeadlineScope, TaskFailure};
 use crate::ids::{ContextId, RunId};
 use crate::model::cancel::CancelToken;
 use crate::model::task::Task;
-use crate::records::metrics::{RunClock, Stamp, thread_number};
+use crate::records::metrics::{Countdown, RunClock, Stamp, thread_number};
 use crate::records::results::{Names, ResultSet};
 
 /// A deadline and what to call it in errors.
@@ -21,6 +21,11 @@ pub(crate) struct Deadline {
     pub(crate) at: Instant,
     pub(crate) scope: DeadlineScope,
     pub(crate) limit: Duration,
+    /// The same moment on the run clock's counter, which every attempt
+    /// checks: a counter read costs a few nanoseconds where
+    /// `Instant::now` costs about 25, which a step of many small tasks
+    /// under a deadline paid once per task.
+    countdown: Countdown,
 }
 
 /// Why tasks stop being started.
@@ -76,9 +81,24 @@ impl Deadline {
     /// instead of overflowing.
     pub(crate) fn after(limit: Option<Duration>, scope: DeadlineScope) -> Option<Self> {
         let limit = limit?;
-        Instant::now()
-            .checked_add(limit)
-            .map(|at| Self { at, scope, limit })
+        Self::within(limit, scope, limit)
+    }
+
+    /// A deadline `left` from now, named in errors by its scope and its
+    /// whole `limit`; `None` when no `Instant` can hold it.
+    pub(crate) fn within(left: Duration, scope: DeadlineScope, limit: Duration) -> Option<Self> {
+        let countdown = Countdown::start(left);
+        Instant::now().checked_add(left).map(|at| Self {
+            at,
+            scope,
+            limit,
+            countdown,
+        })
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn passed(&self) -> bool {
+        self.countdown.done()
     }
 }
 
@@ -110,8 +130,24 @@ impl<T> StepRun<T> {
         if self.timed { self.clock.now_nanos() } else { 0 }
     }
 
+    /// Why the run is halted, if it is, by the clock waits use: whoever
+    /// woke at the deadline's `Instant` sees it passed.
     pub(crate) fn halted(&self) -> Option<Halt> {
-        if self.deadline.is_some_and(|d| Instant::now() >= d.at) {
+        self.halted_by(|d| d.passed() || Instant::now() >= d.at)
+    }
+
+    /// [`halted`](Self::halted) on the counter alone, for the check before
+    /// every attempt. The counter and the monotonic clock may drift apart
+    /// by parts per million, so an attempt may see the deadline a little
+    /// before or after a waiting thread does; either way the step is
+    /// judged timed out, and a waiting thread never spins waiting for the
+    /// counter to agree.
+    pub(crate) fn halted_quickly(&self) -> Option<Halt> {
+        self.halted_by(Deadline::passed)
+    }
+
+    fn halted_by(&self, passed: impl Fn(&Deadline) -> bool) -> Option<Halt> {
+        if self.deadline.as_ref().is_some_and(passed) {
             Some(Halt::TimedOut)
         } else if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
             Some(Halt::Cancelled)

@@ -2,7 +2,6 @@
 //! run is over.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -59,13 +58,7 @@ where
                 if step >= pipeline.steps().len() {
                     link.abort(&format!("rank 0 named step {step}, which the pipeline lacks"));
                 }
-                let deadline = deadline.and_then(|d| {
-                    Instant::now().checked_add(d.left).map(|at| Deadline {
-                        at,
-                        scope: d.scope(),
-                        limit: d.limit,
-                    })
-                });
+                let deadline = deadline.and_then(|d| Deadline::within(d.left, d.scope(), d.limit));
                 let previous = previous
                     .into_iter()
                     .map(|(name, value)| (Arc::<str>::from(name), value))

@@ -33,6 +33,29 @@ pub(crate) struct RunClock {
     offset: u64,
 }
 
+/// A span of time measured on the counter from the moment it starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Countdown {
+    start: u64,
+    nanos: u64,
+}
+
+impl Countdown {
+    /// A countdown of `length` from now.
+    pub(crate) fn start(length: Duration) -> Self {
+        Self {
+            start: counter().raw(),
+            nanos: nanos(length),
+        }
+    }
+
+    /// Whether `length` has passed since the start.
+    pub(crate) fn done(&self) -> bool {
+        let counter = counter();
+        counter.delta_as_nanos(self.start, counter.raw()) >= self.nanos
+    }
+}
+
 /// The process's counter, calibrated once.
 fn counter() -> &'static quanta::Clock {
     static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
