@@ -26,6 +26,9 @@
 //! - `tasks_10k/conveyor_pool_untimed`: the same step run with
 //!   `RunOptions::task_timing(false)`, which skips each task's two clock
 //!   reads.
+//! - `tasks_10k/conveyor_pool_deadline`: the same step under a run
+//!   deadline (an hour), which sends its outcomes over the step's channel
+//!   so that a caller taking the run over finds every finished task.
 //! - `tasks_10k/baseline_par_iter`: the same 10,000 no-op calls as the
 //!   `par_iter` a rayon user would write, each under `catch_unwind` and
 //!   collected in order, as conveyor keeps its outcomes.
@@ -139,6 +142,10 @@ fn tasks_10k(c: &mut Criterion) {
     let untimed = RunOptions::new().task_timing(false);
     group.bench_function("conveyor_pool_untimed", |b| {
         b.iter(|| executor.execute_with(&pipeline, black_box(0), &untimed).unwrap());
+    });
+    let watched = RunOptions::new().timeout(std::time::Duration::from_secs(3600));
+    group.bench_function("conveyor_pool_deadline", |b| {
+        b.iter(|| executor.execute_with(&pipeline, black_box(0), &watched).unwrap());
     });
     group.finish();
 }
