@@ -129,3 +129,65 @@ fn the_first_switch_in_declaration_order_wins_whatever_finishes_first() {
     assert_eq!(run.output().unwrap().first(), Some(&3));
     assert!(run.context("two").is_none());
 }
+
+#[test]
+fn steps_around_the_kept_column_sizes_give_every_value_in_order() {
+    // Below, at and above the sizes whose value columns an executor keeps
+    // between steps (256 to 65,536 tasks), run twice each so that the
+    // second run reuses what the first kept, with a nested step in between.
+    let executor = executor();
+    for n in [255_u64, 256, 257, 65_536, 70_000] {
+        let pipeline = Pipeline::builder("p")
+            .step(step(n, |i| i % 1_000 == 999))
+            .step(Step::new(
+                "small",
+                (0..3).map(|i| {
+                    Task::from_fn(format!("small{i}"), |c| Ok(c.previous().len() as u64)).on("pool")
+                }),
+            ))
+            .build()
+            .unwrap();
+        for round in 0..2 {
+            let run = executor.execute(&pipeline, 0).unwrap();
+            let wide = run.context("wide").unwrap();
+            let values: Vec<u64> = wide.state().results().values().copied().collect();
+            let expected: Vec<u64> = (0..n).filter(|i| i % 1_000 != 999).collect();
+            assert_eq!(values, expected, "{n} tasks, round {round}");
+            assert_eq!(wide.state().errors().len() as u64, n / 1_000, "{n} tasks");
+            assert_eq!(wide.metrics().tasks.len() as u64, n);
+            assert_eq!(run.output().unwrap().len(), 3);
+        }
+    }
+}
+
+#[test]
+fn many_runs_at_once_on_one_executor_keep_their_own_values() {
+    let executor = std::sync::Arc::new(executor());
+    let pipeline = std::sync::Arc::new(
+        Pipeline::builder("p")
+            .step(step(2_000, |i| i % 5 == 0))
+            .build()
+            .unwrap(),
+    );
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for t in 0..8_u64 {
+        let (executor, pipeline, tx) = (executor.clone(), pipeline.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for r in 0..20_u64 {
+                let input = t * 1_000_000 + r * 10_000;
+                let run = executor.execute(&pipeline, input).unwrap();
+                let ok = run.output().unwrap().iter().all(|(name, v)| {
+                    name[1..].parse::<u64>().map(|i| *v == input + i && i % 5 != 0) == Ok(true)
+                });
+                tx.send(ok && run.output().unwrap().len() == 1_600).unwrap();
+            }
+        });
+    }
+    drop(tx);
+    for _ in 0..160 {
+        let ok = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a run got stuck");
+        assert!(ok, "a run saw another run's values");
+    }
+}
