@@ -575,36 +575,15 @@ mod tests {
     use crate::engine::plan::ExecutorFactory;
     use crate::engine::pools::Pools;
     use crate::error::TaskError;
-    use crate::ids::ContextId;
     use crate::model::cancel::CancelToken;
     use crate::model::config::ExecutorConfig;
     use crate::model::retry::RetryPolicy;
     use crate::model::step::Step;
     use crate::model::task::Task;
-    use crate::records::metrics::RunClock;
-    use crate::records::results::ResultSet;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn step_run(tasks: Vec<Task<u32>>) -> StepRun<u32> {
-        StepRun {
-            pipeline: "p".into(),
-            step: "s".into(),
-            context: ContextId::from(1),
-            names: tasks.iter().map(|t| Arc::clone(&t.name)).collect(),
-            tasks: tasks.into(),
-            input: Arc::new(10),
-            previous: ResultSet::empty(),
-            emitter: Arc::default(),
-            clock: RunClock::start(),
-            cancel: None,
-            deadline: None,
-            span: crate::engine::trace::StepSpan::default(),
-            run_id: crate::ids::RunId::from(1),
-            total_tasks: 0,
-            hooks: Vec::new(),
-            buffers: Arc::default(),
-            timed: true,
-        }
+        StepRun::alone(tasks, 10, None)
     }
 
     fn plan(run: &StepRun<u32>) -> ExecutionPlan {
@@ -673,10 +652,9 @@ mod tests {
         assert_eq!(outcome.stamp.attempts, 2);
         assert_eq!(outcome.result.ok(), Some(2));
 
-        let mut run = step_run(vec![Task::from_fn("t", |_| Ok(1))]);
         let token = CancelToken::new();
         token.cancel();
-        run.cancel = Some(token);
+        let run = StepRun::alone(vec![Task::from_fn("t", |_| Ok(1))], 10, Some(token));
         let outcome = run_task(&run, 0);
         assert_eq!(outcome.stamp.attempts, 0);
         assert!(matches!(

@@ -397,27 +397,10 @@ mod tests {
     use super::*;
 
     fn run(n: usize) -> StepRun<usize> {
-        StepRun {
-            pipeline: "p".into(),
-            step: "s".into(),
-            context: crate::ContextId::from(1),
-            tasks: (0..n)
-                .map(|i| Task::from_fn(format!("t{i}"), |c| Ok(*c.input())))
-                .collect(),
-            names: (0..n).map(|i| format!("t{i}").into()).collect(),
-            input: Arc::new(0),
-            previous: ResultSet::empty(),
-            emitter: Arc::default(),
-            clock: crate::records::metrics::RunClock::start(),
-            cancel: None,
-            deadline: None,
-            span: crate::engine::trace::StepSpan::default(),
-            run_id: crate::ids::RunId::from(1),
-            total_tasks: 0,
-            hooks: Vec::new(),
-            buffers: Arc::default(),
-            timed: true,
-        }
+        let tasks = (0..n)
+            .map(|i| Task::from_fn(format!("t{i}"), |c| Ok(*c.input())))
+            .collect();
+        StepRun::alone(tasks, 0, None)
     }
 
     fn outcome(index: usize, ok: bool) -> Outcome<usize> {

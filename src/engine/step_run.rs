@@ -41,35 +41,80 @@ pub(crate) enum Halt {
 /// caller's thread are spawned, not scoped: the caller must be free to
 /// dispatch every group before it waits on any, and to return at a deadline
 /// while a stuck task still runs.
+///
+/// What every step of a run shares sits in one [`RunShared`], reached
+/// through `Deref` (`run.input`, `run.clock`): a step takes one reference
+/// to it rather than one to each of its parts.
 pub(crate) struct StepRun<T> {
-    pub(crate) pipeline: Arc<str>,
+    pub(crate) shared: Arc<RunShared<T>>,
     pub(crate) step: Arc<str>,
     pub(crate) context: ContextId,
     pub(crate) tasks: Arc<[Task<T>]>,
     /// The tasks' names, shared with the step: the result set's name
     /// column.
     pub(crate) names: Names,
-    pub(crate) input: Arc<T>,
     pub(crate) previous: ResultSet<T>,
-    pub(crate) emitter: Arc<SignalEmitter>,
-    pub(crate) clock: RunClock,
-    pub(crate) cancel: Option<CancelToken>,
     pub(crate) deadline: Option<Deadline>,
     /// The step's span, parent of every task's span wherever it runs.
     pub(crate) span: StepSpan,
-    /// The run, for events.
-    pub(crate) run_id: RunId,
-    /// Tasks over the whole pipeline, for events.
-    pub(crate) total_tasks: usize,
     /// Called with every task that succeeds, on the thread that ran it, as
     /// soon as it is done: how a checkpoint saves each task and how results
     /// stream to the caller.
     pub(crate) hooks: Vec<TaskHook<T>>,
+}
+
+/// What every step of one run shares.
+pub(crate) struct RunShared<T> {
+    pub(crate) pipeline: Arc<str>,
+    pub(crate) input: Arc<T>,
+    pub(crate) emitter: Arc<SignalEmitter>,
+    pub(crate) clock: RunClock,
+    pub(crate) cancel: Option<CancelToken>,
+    /// The run, for events.
+    pub(crate) run_id: RunId,
+    /// Tasks over the whole pipeline, for events.
+    pub(crate) total_tasks: usize,
     /// The executor's spare vectors for large steps.
     pub(crate) buffers: Arc<Buffers<T>>,
     /// Whether each task's start and end are read from the clock
     /// ([`RunOptions::task_timing`](crate::RunOptions::task_timing)).
     pub(crate) timed: bool,
+}
+
+#[cfg(test)]
+impl<T> StepRun<T> {
+    /// A step run of `tasks` on `input`, alone in its run, for unit tests.
+    pub(crate) fn alone(tasks: Vec<Task<T>>, input: T, cancel: Option<CancelToken>) -> Self {
+        Self {
+            shared: Arc::new(RunShared {
+                pipeline: "p".into(),
+                input: Arc::new(input),
+                emitter: Arc::default(),
+                clock: RunClock::start(),
+                cancel,
+                run_id: RunId::from(1),
+                total_tasks: 0,
+                buffers: Arc::default(),
+                timed: true,
+            }),
+            step: "s".into(),
+            context: ContextId::from(1),
+            names: tasks.iter().map(|t| Arc::clone(&t.name)).collect(),
+            tasks: tasks.into(),
+            previous: ResultSet::empty(),
+            deadline: None,
+            span: StepSpan::default(),
+            hooks: Vec::new(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for StepRun<T> {
+    type Target = RunShared<T>;
+
+    fn deref(&self) -> &RunShared<T> {
+        &self.shared
+    }
 }
 
 /// A callback for each task that succeeds; see [`StepRun::hooks`].

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -15,7 +15,7 @@ use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
 use crate::engine::outcome::Outcome;
 use crate::engine::processor::StepOutcome;
 use crate::engine::remote::{Remote, Share};
-use crate::engine::step_run::{StepRun, TaskHook};
+use crate::engine::step_run::{RunShared, StepRun, TaskHook};
 use rayon::ThreadPool;
 
 use crate::engine::plan::ExecutorFactory;
@@ -250,6 +250,8 @@ pub(super) struct Scope<'a, T> {
     /// Where a walk carried into a pool parks while a step that can be cut
     /// short runs, so that its caller can take it over.
     pub(super) board: Option<&'a Board<T>>,
+    /// What every step's `StepRun` shares, built by the first step.
+    pub(super) shared: OnceLock<Arc<RunShared<T>>>,
 }
 
 /// Where a walk is: all it carries from one step to the next, so that
@@ -483,6 +485,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             saver,
             remote,
             board: None,
+            shared: OnceLock::new(),
         };
         let pipeline_event = |status| PipelineEvent {
             run: scope.run,
@@ -830,6 +833,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             saver: None,
             remote: None,
             board: None,
+            shared: OnceLock::new(),
         };
         let mut walk = Walk {
             previous,
@@ -859,26 +863,28 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn run_share(&self, step: &Step<T>, share: Share<T>) -> Vec<Outcome<T>> {
         let run = StepRun {
-            pipeline: share.pipeline,
+            shared: Arc::new(RunShared {
+                pipeline: share.pipeline,
+                input: share.input,
+                emitter: Arc::default(),
+                clock: share.clock,
+                cancel: share.cancel,
+                run_id: share.run,
+                total_tasks: share.total_tasks,
+                buffers: Arc::clone(&self.core.buffers),
+                // The walking process decides whether its metrics show
+                // times; a share always records them, and costs the same
+                // either way next to the messages it travels in.
+                timed: true,
+            }),
             step: Arc::clone(&step.name),
             context: share.context,
             tasks: Arc::clone(&step.tasks),
             names: Arc::clone(step.names()),
-            input: share.input,
             previous: share.previous,
-            emitter: Arc::default(),
-            clock: share.clock,
-            cancel: share.cancel,
             deadline: share.deadline,
             span: StepSpan::default(),
-            run_id: share.run,
-            total_tasks: share.total_tasks,
             hooks: Vec::new(),
-            buffers: Arc::clone(&self.core.buffers),
-            // The walking process decides whether its metrics show times;
-            // a share always records them, and costs the same either way
-            // next to the messages it travels in.
-            timed: true,
         };
         match self.core.factory.plan(step) {
             Ok(plan) => ExecutionCoordinator::run_only(run, plan, &share.only),
@@ -959,24 +965,29 @@ impl<T: Send + Sync + 'static> Core<T> {
         let _entered = running.span.enter();
         let outcome = match self.factory.plan(step) {
             Ok(plan) => {
+                let shared = scope.shared.get_or_init(|| {
+                    Arc::new(RunShared {
+                        pipeline: Arc::clone(scope.pipeline),
+                        input: Arc::clone(scope.input),
+                        emitter: Arc::clone(&self.emitter),
+                        clock: scope.clock,
+                        cancel: scope.cancel.cloned(),
+                        run_id: scope.run,
+                        total_tasks: scope.total_tasks,
+                        buffers: Arc::clone(&self.buffers),
+                        timed: scope.timed,
+                    })
+                });
                 let run = StepRun {
-                    pipeline: Arc::clone(scope.pipeline),
+                    shared: Arc::clone(shared),
                     step: Arc::clone(&step.name),
                     context: id,
                     tasks: Arc::clone(&step.tasks),
                     names: Arc::clone(step.names()),
-                    input: Arc::clone(scope.input),
                     previous: walk.previous.clone(),
-                    emitter: Arc::clone(&self.emitter),
-                    clock: scope.clock,
-                    cancel: scope.cancel.cloned(),
                     deadline: running.deadline,
                     span: running.span.clone(),
-                    run_id: scope.run,
-                    total_tasks: scope.total_tasks,
                     hooks: self.hooks(scope, step, id),
-                    buffers: Arc::clone(&self.buffers),
-                    timed: scope.timed,
                 };
                 let watched = run.deadline.is_some() || run.cancel.is_some();
                 match scope.board.filter(|_| watched) {
