@@ -48,7 +48,7 @@
 //! thread is a carried run's worker, the caller outside still returns at
 //! the cancel or the deadline: it takes the run over.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender};
@@ -305,16 +305,19 @@ fn first_round<T: Send + Sync>(
     processor: &mut (impl Intake<T> + Send),
 ) -> Vec<(usize, Attempts, Instant)> {
     // One list per worker, so that a round where every task fails does
-    // not have the workers queue on one lock.
+    // not have the workers queue on one lock; made at the first retry, so
+    // a round without one allocates nothing for them.
     let lists = rayon::current_num_threads().max(1);
-    let retries: Vec<Mutex<Vec<_>>> = (0..lists).map(|_| Mutex::new(Vec::new())).collect();
+    let retries: OnceLock<Vec<Mutex<Vec<_>>>> = OnceLock::new();
     let one = |i: usize| match attempt(run, i, Attempts::default()) {
         Progress::Done(outcome) => Some(outcome),
         Progress::Retry(retry) => {
             let Retry { delay, attempts } = *retry;
             let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
             let list = rayon::current_thread_index().unwrap_or(0) % lists;
-            retries[list].lock().push((i, attempts, due));
+            retries.get_or_init(|| (0..lists).map(|_| Mutex::new(Vec::new())).collect())[list]
+                .lock()
+                .push((i, attempts, due));
             None
         }
     };
@@ -328,7 +331,12 @@ fn first_round<T: Send + Sync>(
             }
         }
     }
-    retries.into_iter().flat_map(Mutex::into_inner).collect()
+    retries
+        .into_inner()
+        .into_iter()
+        .flatten()
+        .flat_map(Mutex::into_inner)
+        .collect()
 }
 
 /// Hands a group to its executor without waiting for it.
