@@ -74,26 +74,38 @@ struct Sides {
 }
 
 impl Sides {
-    /// Splits `outcome` into its stamp and value, putting a failure or a
-    /// directive aside.
     fn split<T>(&self, outcome: Outcome<T>) -> (Stamp, Option<T>) {
-        let Outcome {
-            index,
-            result,
-            mut stamp,
-            directive,
-        } = outcome;
-        stamp.mark_reported();
-        stamp.mark_succeeded(result.is_ok());
-        if let Some(directive) = directive {
-            self.directives.lock().push((index, directive));
-        }
-        match result {
-            Ok(value) => (stamp, Some(value)),
-            Err(failure) => {
-                self.failures.lock().push((index, failure));
-                (stamp, None)
-            }
+        split(
+            outcome,
+            |index, failure| self.failures.lock().push((index, failure)),
+            |index, directive| self.directives.lock().push((index, directive)),
+        )
+    }
+}
+
+/// Splits `outcome` into its stamp (marked reported, and succeeded or not)
+/// and its value, handing a failure or a directive to the given sides.
+fn split<T>(
+    outcome: Outcome<T>,
+    failure: impl FnOnce(usize, Box<TaskFailure>),
+    directive: impl FnOnce(usize, Directive),
+) -> (Stamp, Option<T>) {
+    let Outcome {
+        index,
+        result,
+        mut stamp,
+        directive: steer,
+    } = outcome;
+    stamp.mark_reported();
+    stamp.mark_succeeded(result.is_ok());
+    if let Some(steer) = steer {
+        directive(index, steer);
+    }
+    match result {
+        Ok(value) => (stamp, Some(value)),
+        Err(e) => {
+            failure(index, e);
+            (stamp, None)
         }
     }
 }
@@ -153,22 +165,14 @@ impl<T> ResultProcessor<T> {
             log::error!("task {index} reported twice; the second report is dropped");
             return;
         }
-        let Outcome {
-            result,
-            mut stamp,
-            directive,
-            ..
-        } = outcome;
-        stamp.mark_reported();
-        stamp.mark_succeeded(result.is_ok());
+        let (failures, directives) = (&mut self.failures, &mut self.directives);
+        let (stamp, value) = split(
+            outcome,
+            |index, failure| failures.push((index, failure)),
+            |index, directive| directives.push((index, directive)),
+        );
         self.stamps[index] = stamp;
-        if let Some(directive) = directive {
-            self.directives.push((index, directive));
-        }
-        match result {
-            Ok(value) => self.values[index] = Some(value),
-            Err(failure) => self.failures.push((index, failure)),
-        }
+        self.values[index] = value;
         self.received += 1;
     }
 
