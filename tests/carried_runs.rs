@@ -204,9 +204,15 @@ fn shape(run: &Run<u64>) -> String {
     format!("{report:?} {output:?}")
 }
 
-/// Checks a run that `second` cut short, with `stuck` (and maybe `late`)
-/// recorded as `unfinished`, and what finished kept.
-fn check_cut_short(run: &Run<u64>, unfinished: impl Fn(&TaskFailure) -> bool) {
+/// Checks a run that `second` cut short: `second` ended `status`, with
+/// `stuck` (and maybe `late`) recorded as `unfinished`, what finished kept
+/// its result, and no state of the run is left live in `executor`.
+fn check_cut_short(
+    run: &Run<u64>,
+    executor: &PipelineExecutor<u64>,
+    status: ExecutionStatus,
+    unfinished: impl Fn(&TaskFailure) -> bool,
+) {
     assert_eq!(run.chain().len(), 2, "the run ends in `second`");
     let first = run.context("first").unwrap();
     assert_eq!(first.state().status(), ExecutionStatus::Finished);
@@ -231,7 +237,9 @@ fn check_cut_short(run: &Run<u64>, unfinished: impl Fn(&TaskFailure) -> bool) {
         state.errors()
     );
     assert_eq!(second.metrics().tasks.len(), 3);
+    assert_eq!(state.status(), status);
     assert!(run.context("third").is_none());
+    assert!(executor.states().is_empty(), "{:?}", executor.states().live());
 }
 
 /// After the test releases the stuck task, the walk left in the pool must
@@ -291,12 +299,9 @@ fn a_deadline_ends_a_carried_run_while_a_task_is_stuck() {
                 "pool({threads}): {:?}",
                 run.failure()
             );
-            check_cut_short(&run, |e| matches!(e, TaskFailure::TimedOut { .. }));
-            assert_eq!(
-                run.context("second").unwrap().state().status(),
-                ExecutionStatus::Aborted
-            );
-            assert!(executor.states().is_empty(), "pool({threads})");
+            check_cut_short(&run, &executor, ExecutionStatus::Aborted, |e| {
+                matches!(e, TaskFailure::TimedOut { .. })
+            });
             release_and_check_the_walk_left_behind(&executor, release, &ran);
         }
     });
@@ -375,12 +380,9 @@ fn a_cancel_ends_a_carried_run_while_a_task_is_stuck() {
                 "pool({threads}): {:?}",
                 run.failure()
             );
-            check_cut_short(&run, |e| matches!(e, TaskFailure::Cancelled { .. }));
-            assert_eq!(
-                run.context("second").unwrap().state().status(),
-                ExecutionStatus::Cancelled
-            );
-            assert!(executor.states().is_empty(), "pool({threads})");
+            check_cut_short(&run, &executor, ExecutionStatus::Cancelled, |e| {
+                matches!(e, TaskFailure::Cancelled { .. })
+            });
             release_and_check_the_walk_left_behind(&executor, release, &ran);
         }
     });
