@@ -487,6 +487,51 @@ mod tests {
     }
 
     #[test]
+    fn a_second_report_of_a_task_neither_counts_nor_replaces_the_first() {
+        let run = run(2);
+        let mut p = ResultProcessor::new(2);
+        p.accept(outcome(0, true));
+        p.accept(outcome(0, false));
+        assert!(!p.complete(), "task 0 counted once");
+        p.accept(outcome(1, true));
+        assert!(p.complete());
+        let out = p.judge(&run, Duration::ZERO, &EvaluationStrategy::AllMustSucceed, None);
+        assert_eq!(out.results.values().copied().collect::<Vec<_>>(), vec![0, 10]);
+        assert!(out.errors.is_empty(), "no stale failure from the second report");
+        assert!(out.evaluation.success);
+    }
+
+    #[test]
+    fn a_parallel_round_fills_the_rest_of_a_step_that_already_has_outcomes() {
+        let run = run(6);
+        let mut p = ResultProcessor::new(6);
+        p.accept(outcome(0, true));
+        // Tasks 1 to 5 in parallel, where task 3 fails and task 4 has not
+        // finished (a retry), so it is recorded as lost at judging.
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(|| p.fill_par(1..6, |i| (i != 4).then(|| outcome(i, i != 3))));
+        assert!(!p.complete());
+        let out = p.judge(&run, Duration::ZERO, &EvaluationStrategy::AnyMustSucceed, None);
+        assert_eq!(
+            out.results.values().copied().collect::<Vec<_>>(),
+            vec![0, 10, 20, 50]
+        );
+        assert_eq!(
+            out.results.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            vec!["t0", "t1", "t2", "t5"]
+        );
+        assert_eq!(out.errors.len(), 2);
+        assert!(matches!(out.errors[1], TaskFailure::Lost { ref task, .. } if &**task == "t4"));
+        assert_eq!(
+            out.stamps.iter().map(Stamp::succeeded).collect::<Vec<_>>(),
+            vec![true, true, true, false, false, true]
+        );
+    }
+
+    #[test]
     fn a_panicking_rule_fails_the_step_and_is_reported() {
         let run = run(1);
         let mut p = ResultProcessor::new(1);
