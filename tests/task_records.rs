@@ -76,6 +76,61 @@ fn values_keep_declaration_order_and_their_names_around_failures() {
 }
 
 #[test]
+fn timed_tasks_lie_within_their_step_and_never_overlap_on_one_thread() {
+    // Consecutive tasks on one worker share a clock read; each must still
+    // get its own span of time, after its queue time and inside its step.
+    let spin = std::time::Duration::from_micros(3);
+    let pipeline = Pipeline::builder("p")
+        .step(Step::new(
+            "spin",
+            (0..2_000).map(|i| {
+                Task::from_fn(format!("t{i}"), move |c: &conveyor::TaskContext<'_, u64>| {
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < spin {
+                        std::hint::spin_loop();
+                    }
+                    Ok(*c.input() + i)
+                })
+                .on("pool")
+            }),
+        ))
+        .build()
+        .unwrap();
+    let run = executor().execute(&pipeline, 0).unwrap();
+    let metrics = run.context("spin").unwrap().metrics();
+    let mut by_thread: std::collections::BTreeMap<u64, Vec<_>> = std::collections::BTreeMap::new();
+    for t in &metrics.tasks {
+        assert!(t.started >= t.queued, "{}: started before it was queued", t.task);
+        assert!(
+            t.finished <= metrics.finished,
+            "{}: finished after its step",
+            t.task
+        );
+        // The counter and the monotonic clock may differ by parts per
+        // million; a third of the spin is far more than that.
+        assert!(
+            t.duration() >= spin / 3,
+            "{}: {:?} for a {spin:?} spin",
+            t.task,
+            t.duration()
+        );
+        by_thread
+            .entry(t.thread)
+            .or_default()
+            .push((t.started, t.finished));
+    }
+    for spans in by_thread.values_mut() {
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[1].0 >= pair[0].1,
+                "two tasks overlap on one thread: {pair:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn with_task_timing_off_tasks_sit_at_their_queue_time_and_the_rest_is_recorded() {
     let n = 500;
     let pipeline = Pipeline::builder("p").step(step(n, |i| i == 7)).build().unwrap();

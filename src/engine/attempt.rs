@@ -1,17 +1,17 @@
-//! One attempt at one task: run it under `catch_unwind`, turn what it
-//! returned into an outcome, and decide whether it is retried.
+//! One attempt at one task: run it under `catch_unwind`, write what it
+//! returned where its outcome goes, and decide whether it is retried.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::outcome::Outcome;
 use super::signal::{RetryEvent, TaskEvent};
-use super::step_run::StepRun;
+use super::step_run::{Halt, StepRun};
 use super::trace::TaskSpan;
 use super::unwind;
 use crate::error::TaskFailure;
-use crate::model::flow::{Directive, Flow};
-use crate::model::task::{Task, TaskContext};
+use crate::model::flow::Directive;
+use crate::model::task::{Missed, Returned, Task, TaskContext};
 use crate::records::metrics::{Stamp, thread_number};
 
 /// The attempts made so far on one task.
@@ -45,6 +45,50 @@ pub(crate) struct Retry {
     pub(crate) attempts: Attempts,
 }
 
+/// Where one attempt written in place ([`attempt_into`]) left a task.
+pub(crate) enum Landed {
+    Done(Landing),
+    Retry(Box<Retry>),
+}
+
+/// What a finished task left besides the stamp and the value that
+/// [`attempt_into`] wrote: its failure when it has no value, and what it
+/// asked the run to do next.
+#[derive(Default)]
+pub(crate) struct Landing {
+    pub(crate) failure: Option<Box<TaskFailure>>,
+    pub(crate) directive: Option<Directive>,
+}
+
+impl Landing {
+    /// Task `index`'s outcome, from what [`attempt_into`] wrote and this.
+    pub(crate) fn into_outcome<T>(
+        self,
+        run: &StepRun<T>,
+        index: usize,
+        stamp: Stamp,
+        value: Option<T>,
+    ) -> Outcome<T> {
+        let result = match (self.failure, value) {
+            (Some(failure), _) => Err(failure),
+            (None, Some(value)) => Ok(value),
+            // An attempt always leaves a value or a failure; were it ever
+            // to leave neither, the task is reported lost, never as a
+            // success without a value.
+            (None, None) => Err(Box::new(TaskFailure::Lost {
+                task: Arc::clone(&run.tasks[index].name),
+                step: Arc::clone(&run.step),
+            })),
+        };
+        Outcome {
+            index,
+            result,
+            stamp,
+            directive: self.directive,
+        }
+    }
+}
+
 /// Runs one task to its end on the current thread, retries included. Only
 /// for threads that belong to the task alone (a thread per task, a custom
 /// executor's job): its backoffs block that thread and nothing else.
@@ -68,19 +112,45 @@ pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
 }
 
 /// Makes one attempt at a task, catching its panic, and decides whether it
-/// is done or should be tried again.
-#[inline]
-pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts) -> Progress<T> {
-    let task = &run.tasks[index];
-    if let Some(halt) = run.halted_quickly() {
-        return Progress::Done(run.halted_outcome(index, halt, attempts.made));
+/// is done or should be tried again: [`attempt_into`], for callers with no
+/// column to write into, which move the outcome on by value.
+pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, attempts: Attempts) -> Progress<T> {
+    let (mut stamp, mut value) = (Stamp::default(), None);
+    match attempt_into(run, index, attempts, &mut stamp, &mut value, None) {
+        Landed::Done(landing) => Progress::Done(landing.into_outcome(run, index, stamp, value)),
+        Landed::Retry(retry) => Progress::Retry(retry),
     }
+}
+
+/// Makes one attempt at a task, catching its panic, writing its stamp into
+/// `stamp` and its value into `value` (which must be empty), and decides
+/// whether it is done or should be tried again. `start` is when it starts
+/// on the run clock, if the caller has just read it; otherwise the clock
+/// is read.
+///
+/// Only the path of a task that returns a plain value with nobody
+/// watching is here, inlined into the loop that runs a round: from the
+/// task's return to its result column nothing is copied in memory, which
+/// a no-op task's cost is mostly made of. Everything else (a failure, a
+/// flow request, observers, hooks, a halted run) is handled out of line.
+#[inline(always)]
+pub(crate) fn attempt_into<T>(
+    run: &StepRun<T>,
+    index: usize,
+    mut attempts: Attempts,
+    stamp: &mut Stamp,
+    value: &mut Option<T>,
+    start: Option<u64>,
+) -> Landed {
+    if let Some(halt) = run.halted_quickly() {
+        return halted(run, index, halt, attempts.made, stamp);
+    }
+    let task = &run.tasks[index];
     let number = attempts.made + 1;
     let thread = thread_number();
     let observed = !run.emitter.is_empty();
     if observed {
-        run.emitter
-            .emit(|o| o.task_started(&task_event(run, task, number, thread, None, Duration::ZERO)));
+        started(run, task, number, thread);
     }
     let span = TaskSpan::enter(
         &run.span,
@@ -89,7 +159,7 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
         number,
         &task.executor,
     );
-    let started = run.stamp_now();
+    let started = start.unwrap_or_else(|| run.stamp_now());
     let halt = || run.halted_quickly().is_some();
     let ctx = TaskContext {
         input: &*run.input,
@@ -99,24 +169,91 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
         attempt: number,
         halt: &halt,
     };
+    let mut missed = None;
+    let returned = task.work.call_into(&ctx, value, &mut missed);
+    let finished = run.stamp_now();
+    attempts.made = number;
+    let first_start = *attempts.first_start.get_or_insert(started);
+    *stamp = Stamp::from_nanos(first_start, finished, number, thread);
+    if returned == Returned::Value && !observed && run.hooks.is_empty() {
+        span.finish(None);
+        return Landed::Done(Landing::default());
+    }
+    let made = Made {
+        task,
+        index,
+        attempts,
+        returned,
+        missed,
+        span,
+        observed,
+        thread,
+        length: finished.saturating_sub(started),
+    };
+    land(run, made, stamp, value)
+}
+
+/// The outcome of a task the run was halted before: cancelled or timed
+/// out, with `attempts` made.
+#[cold]
+#[inline(never)]
+fn halted<T>(run: &StepRun<T>, index: usize, halt: Halt, attempts: u32, stamp: &mut Stamp) -> Landed {
+    let outcome = run.halted_outcome(index, halt, attempts);
+    *stamp = outcome.stamp;
+    Landed::Done(Landing {
+        failure: outcome.result.err(),
+        directive: None,
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn started<T>(run: &StepRun<T>, task: &Task<T>, number: u32, thread: u64) {
+    run.emitter
+        .emit(|o| o.task_started(&task_event(run, task, number, thread, None, Duration::ZERO)));
+}
+
+/// One attempt that ran, as [`land`] takes it.
+struct Made<'a, T> {
+    task: &'a Task<T>,
+    index: usize,
+    attempts: Attempts,
+    returned: Returned,
+    missed: Option<Missed>,
+    span: TaskSpan,
+    observed: bool,
+    thread: u64,
+    /// This attempt's length in nanoseconds.
+    length: u64,
+}
+
+/// The rest of [`attempt_into`]: what the task's failure or flow request
+/// means, whether it is retried, and who is told.
+#[inline(never)]
+fn land<T>(run: &StepRun<T>, made: Made<'_, T>, stamp: &Stamp, value: &mut Option<T>) -> Landed {
+    let Made {
+        task,
+        index,
+        attempts,
+        returned,
+        missed,
+        span,
+        observed,
+        thread,
+        length,
+    } = made;
+    let number = attempts.made;
+    let directive = match returned {
+        Returned::Switch(target) => Some(Directive::Switch(target)),
+        Returned::Stop => Some(Directive::Stop),
+        Returned::Value | Returned::Missed => None,
+    };
     // Failures are boxed where they are made: they are rare, and a small
-    // result keeps every move on the common path (a value) cheap.
-    //
-    // The task writes what it returned into `returned` rather than
-    // handing it back through `catch_unwind`, which would copy it through
-    // a union right after the task stored it: a copy that stalls on the
-    // store buffer, and cost a fifth of a no-op task.
-    let mut returned = None;
-    // `returned` is empty only if the closure unwound, which `catch`
-    // reports; an empty one would read as a panic, never as a value.
-    let caught = unwind::catch(|| returned = Some(task.work.call(&ctx)))
-        .and_then(|()| returned.ok_or_else(String::new));
-    let (result, directive, retryable): (Result<T, Box<TaskFailure>>, _, _) = match caught {
-        Ok(Ok(Flow::Continue(value))) => (Ok(value), None, false),
-        Ok(Ok(Flow::Switch(target, value))) => (Ok(value), Some(Directive::Switch(target)), false),
-        Ok(Ok(Flow::Stop(value))) => (Ok(value), Some(Directive::Stop), false),
-        Ok(Err(e)) if e.is_stop() => (
-            Err(Box::new(TaskFailure::Stopped {
+    // result keeps every move on the common path cheap.
+    let (failure, directive, retryable) = match missed {
+        None => (None, directive, false),
+        Some(Missed::Failed(e)) if e.is_stop() => (
+            Some(Box::new(TaskFailure::Stopped {
                 task: Arc::clone(&task.name),
                 step: Arc::clone(&run.step),
                 reason: e.to_string(),
@@ -124,14 +261,14 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
             Some(Directive::Stop),
             false,
         ),
-        Ok(Err(e)) => {
+        Some(Missed::Failed(e)) => {
             // The predicate is user code too: a panic in it is reported
             // as the task's failure, never unwound through a pool thread.
             let verdict = task.retry.as_ref().map(|p| unwind::catch(|| p.retries(&e)));
             let (task_name, step) = (Arc::clone(&task.name), Arc::clone(&run.step));
             match verdict {
                 Some(Err(message)) => (
-                    Err(Box::new(TaskFailure::HookPanicked {
+                    Some(Box::new(TaskFailure::HookPanicked {
                         task: task_name,
                         step,
                         place: "retry predicate",
@@ -147,43 +284,39 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
                         attempt: number,
                         cause: e.into_cause(),
                     };
-                    (Err(Box::new(error)), None, matches!(verdict, Some(Ok(true))))
+                    (Some(Box::new(error)), None, matches!(verdict, Some(Ok(true))))
                 }
             }
         }
-        Err(message) => {
+        Some(Missed::Panicked(payload)) => {
             let error = TaskFailure::Panicked {
                 task: Arc::clone(&task.name),
                 step: Arc::clone(&run.step),
                 attempt: number,
-                message,
+                message: unwind::message(&*payload),
             };
             (
-                Err(Box::new(error)),
+                Some(Box::new(error)),
                 None,
                 task.retry.as_ref().is_some_and(|p| p.retries_panics()),
             )
         }
     };
-    let finished = run.stamp_now();
-    span.finish(result.as_ref().err().map(|e| &**e));
+    span.finish(failure.as_deref());
     if observed {
-        let error = result.as_ref().err().map(|e| &**e);
         run.emitter.emit(|o| {
             o.task_finished(&task_event(
                 run,
                 task,
                 number,
                 thread,
-                error,
-                Duration::from_nanos(finished.saturating_sub(started)),
+                failure.as_deref(),
+                Duration::from_nanos(length),
             ));
         });
     }
-    attempts.made = number;
-    let first_start = *attempts.first_start.get_or_insert(started);
-    let result = match (result, task.retry.as_deref()) {
-        (Err(error), Some(policy)) if policy.max_attempts() > 1 => {
+    let failure = match (failure, task.retry.as_deref()) {
+        (Some(error), Some(policy)) if policy.max_attempts() > 1 => {
             let max_attempts = policy.max_attempts();
             let exhausted = number >= max_attempts;
             if retryable && !exhausted {
@@ -197,8 +330,9 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
                         o.task_retrying(&retry_event(run, task, number, max_attempts, delay, &error));
                     });
                 }
+                let mut attempts = attempts;
                 attempts.errors.push(error);
-                return Progress::Retry(Box::new(Retry { delay, attempts }));
+                return Landed::Retry(Box::new(Retry { delay, attempts }));
             }
             if retryable {
                 span.retries_exhausted(number, &error);
@@ -215,32 +349,38 @@ pub(crate) fn attempt<T>(run: &StepRun<T>, index: usize, mut attempts: Attempts)
                     ));
                 });
             }
-            if attempts.errors.is_empty() {
-                Err(error)
+            Some(if attempts.errors.is_empty() {
+                error
             } else {
-                Err(Box::new(TaskFailure::RetriesExhausted {
+                Box::new(TaskFailure::RetriesExhausted {
                     task: Arc::clone(&task.name),
                     step: Arc::clone(&run.step),
                     attempts: number,
                     earlier: attempts.errors.into_iter().map(|e| *e).collect(),
                     last: error,
-                }))
-            }
+                })
+            })
         }
-        (result, _) => result,
+        (failure, _) => failure,
     };
-    let outcome = Outcome {
-        index,
-        result,
-        stamp: Stamp::from_nanos(first_start, finished, number, thread),
-        directive,
-    };
-    if outcome.result.is_ok() {
+    if failure.is_none()
+        && !run.hooks.is_empty()
+        && let Some(v) = value.take()
+    {
+        // A hook takes the whole outcome; the value is lent to it and put
+        // back where the attempt wrote it.
+        let outcome = Outcome {
+            index,
+            result: Ok(v),
+            stamp: *stamp,
+            directive,
+        };
         for hook in &run.hooks {
             hook(&outcome);
         }
+        *value = outcome.result.ok();
     }
-    Progress::Done(outcome)
+    Landed::Done(Landing { failure, directive })
 }
 
 fn task_event<'a, T>(

@@ -16,9 +16,12 @@ use crossbeam_channel::{Receiver, SelectedOperation};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
+use super::attempt::Landing;
 use super::buffers::Buffers;
 use super::outcome::Outcome;
 use super::processor::ResultProcessor;
+use super::step_run::StepRun;
+use crate::records::metrics::Stamp;
 
 /// Takes a step's outcomes; see the module docs.
 pub(crate) trait Intake<T> {
@@ -29,15 +32,30 @@ pub(crate) trait Intake<T> {
     /// outcomes were taken over.
     fn complete(&self) -> bool;
 
-    /// Runs `run` for every task in `range` in parallel on the current
+    /// Runs `attempt` for every task in `range` in parallel on the current
     /// rayon pool and takes the outcomes it gives (`None` for a task that
-    /// did not finish). None of these tasks may have reported yet.
-    fn fill_par(&mut self, range: Range<usize>, run: impl Fn(usize) -> Option<Outcome<T>> + Sync)
-    where
-        T: Send,
+    /// did not finish), each written into the stamp and value slots it is
+    /// handed (see [`attempt_into`](super::attempt::attempt_into)), with a
+    /// state made by `carry` for each run of consecutive tasks on one
+    /// worker. None of these tasks may have reported yet.
+    fn fill_par<S>(
+        &mut self,
+        run: &StepRun<T>,
+        range: Range<usize>,
+        carry: impl Fn() -> S + Sync + Send,
+        attempt: impl Fn(&mut S, usize, &mut Stamp, &mut Option<T>) -> Option<Landing> + Sync + Send,
+    ) where
+        T: Send + Sync,
     {
         let mut out = Vec::new();
-        range.into_par_iter().map(&run).collect_into_vec(&mut out);
+        range
+            .into_par_iter()
+            .map_init(carry, |state, index| {
+                let (mut stamp, mut value) = (Stamp::default(), None);
+                let landing = attempt(state, index, &mut stamp, &mut value)?;
+                Some(landing.into_outcome(run, index, stamp, value))
+            })
+            .collect_into_vec(&mut out);
         for outcome in out.into_iter().flatten() {
             self.accept(outcome);
         }
@@ -74,11 +92,16 @@ impl<T> Intake<T> for ResultProcessor<T> {
         ResultProcessor::complete(self)
     }
 
-    fn fill_par(&mut self, range: Range<usize>, run: impl Fn(usize) -> Option<Outcome<T>> + Sync)
-    where
-        T: Send,
+    fn fill_par<S>(
+        &mut self,
+        _run: &StepRun<T>,
+        range: Range<usize>,
+        carry: impl Fn() -> S + Sync + Send,
+        attempt: impl Fn(&mut S, usize, &mut Stamp, &mut Option<T>) -> Option<Landing> + Sync + Send,
+    ) where
+        T: Send + Sync,
     {
-        ResultProcessor::fill_par(self, range, run);
+        ResultProcessor::fill_par(self, range, carry, attempt);
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
+use super::attempt::Landing;
 use super::buffers::Buffers;
 use super::outcome::Outcome;
 use super::step_run::{Halt, StepRun};
@@ -74,12 +75,19 @@ struct Sides {
 }
 
 impl Sides {
-    fn split<T>(&self, outcome: Outcome<T>) -> (Stamp, Option<T>) {
-        split(
-            outcome,
-            |index, failure| self.failures.lock().push((index, failure)),
-            |index, directive| self.directives.lock().push((index, directive)),
-        )
+    /// Marks a task that was written in place reported, and sets aside
+    /// its failure and its flow request.
+    #[inline]
+    fn land(&self, index: usize, stamp: &mut Stamp, landing: Landing) {
+        let Landing { failure, directive } = landing;
+        stamp.mark_reported();
+        stamp.mark_succeeded(failure.is_none());
+        if let Some(directive) = directive {
+            self.directives.lock().push((index, directive));
+        }
+        if let Some(failure) = failure {
+            self.failures.lock().push((index, failure));
+        }
     }
 }
 
@@ -176,14 +184,20 @@ impl<T> ResultProcessor<T> {
         self.received += 1;
     }
 
-    /// Fills the outcomes of the tasks in `range` with `run`, in parallel
-    /// on the current rayon pool: each worker writes straight into its
-    /// tasks' columns, and a round over the whole step writes them as it
-    /// creates them, with nothing collected first or moved again. `run`
-    /// gives `None` for a task it did not finish (one waiting for a retry).
-    /// None of these tasks may have reported yet.
-    pub(crate) fn fill_par(&mut self, range: Range<usize>, run: impl Fn(usize) -> Option<Outcome<T>> + Sync)
-    where
+    /// Fills the outcomes of the tasks in `range` with `attempt`, in
+    /// parallel on the current rayon pool: each worker hands each of its
+    /// tasks that task's own stamp and value slots, and the attempt writes
+    /// into them in place, so nothing is collected first or moved again.
+    /// `attempt` gives `None` for a task it did not finish (one waiting
+    /// for a retry). It also gets a state of its own for each run of
+    /// consecutive tasks on one worker, made by `carry`. None of these
+    /// tasks may have reported yet.
+    pub(crate) fn fill_par<S>(
+        &mut self,
+        range: Range<usize>,
+        carry: impl Fn() -> S + Sync + Send,
+        attempt: impl Fn(&mut S, usize, &mut Stamp, &mut Option<T>) -> Option<Landing> + Sync + Send,
+    ) where
         T: Send,
     {
         let sides = self.sides();
@@ -191,30 +205,21 @@ impl<T> ResultProcessor<T> {
         // workers share no counter on the common path.
         let unfinished = AtomicUsize::new(0);
         let len = range.len();
-        let one = |index: usize| match run(index) {
-            Some(outcome) => sides.split(outcome),
-            None => {
-                unfinished.fetch_add(1, Ordering::Relaxed);
-                (Stamp::default(), None)
-            }
-        };
-        if range == (0..self.expected) && self.stamps.is_empty() {
-            range
-                .into_par_iter()
-                .map(one)
-                .unzip_into_vecs(&mut self.stamps, &mut self.values);
-        } else {
-            self.columns();
-            let (stamps, values) = (&mut self.stamps[range.clone()], &mut self.values[range.clone()]);
-            stamps
-                .par_iter_mut()
-                .zip(values.par_iter_mut())
-                .zip(range)
-                .for_each(|((stamp, value), index)| {
-                    debug_assert!(!stamp.reported());
-                    (*stamp, *value) = one(index);
-                });
-        }
+        self.columns();
+        let (stamps, values) = (&mut self.stamps[range.clone()], &mut self.values[range.clone()]);
+        stamps
+            .par_iter_mut()
+            .zip(values.par_iter_mut())
+            .zip(range)
+            .for_each_init(carry, |state, ((stamp, value), index)| {
+                debug_assert!(!stamp.reported() && value.is_none());
+                match attempt(state, index, stamp, value) {
+                    Some(landing) => sides.land(index, stamp, landing),
+                    None => {
+                        unfinished.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
         self.keep_sides(sides);
         self.received += len - unfinished.into_inner();
     }
@@ -512,7 +517,27 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap()
-            .install(|| p.fill_par(1..6, |i| (i != 4).then(|| outcome(i, i != 3))));
+            .install(|| {
+                p.fill_par(
+                    1..6,
+                    || (),
+                    |(), i, stamp, value| {
+                        let Outcome { result, stamp: s, .. } = (i != 4).then(|| outcome(i, i != 3))?;
+                        *stamp = s;
+                        let failure = match result {
+                            Ok(v) => {
+                                *value = Some(v);
+                                None
+                            }
+                            Err(e) => Some(e),
+                        };
+                        Some(Landing {
+                            failure,
+                            directive: None,
+                        })
+                    },
+                );
+            });
         assert!(!p.complete());
         let out = p.judge(&run, Duration::ZERO, &EvaluationStrategy::AnyMustSucceed, None);
         assert_eq!(

@@ -178,6 +178,12 @@ mod on {
             Self(span.unwrap_or_else(Span::none))
         }
 
+        /// Whether anyone records this step's spans and events: then
+        /// every task opens a span of its own.
+        pub(crate) fn is_recorded(&self) -> bool {
+            !self.0.is_disabled()
+        }
+
         /// Enters the span on this thread until the guard drops.
         pub(crate) fn enter(&self) -> StepEntered<'_> {
             if self.0.is_disabled() {
@@ -381,6 +387,11 @@ mod off {
         #[inline(always)]
         pub(crate) fn new(_pipeline: &str, _step: &str, _context: ContextId, _tasks: usize) -> Self {
             Self(())
+        }
+
+        #[inline(always)]
+        pub(crate) fn is_recorded(&self) -> bool {
+            false
         }
 
         #[inline(always)]

@@ -57,6 +57,7 @@ impl Countdown {
 }
 
 /// The process's counter, calibrated once.
+#[inline]
 fn counter() -> &'static quanta::Clock {
     static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
     COUNTER.get_or_init(quanta::Clock::new)
@@ -77,6 +78,7 @@ impl RunClock {
     }
 
     /// Nanoseconds since the run started, offset included.
+    #[inline]
     pub(crate) fn now_nanos(&self) -> u64 {
         let counter = counter();
         self.offset
@@ -164,6 +166,11 @@ impl Stamp {
 
     pub(crate) fn finished(&self) -> Duration {
         Duration::from_nanos(self.finished)
+    }
+
+    /// [`finished`](Self::finished), in the run clock's nanoseconds.
+    pub(crate) fn finished_nanos(&self) -> u64 {
+        self.finished
     }
 
     pub(crate) fn thread(&self) -> u64 {
