@@ -101,7 +101,7 @@ impl ExecutionCoordinator {
     ) -> StepOutcome<T> {
         let queued = run.clock.now();
         let run = Arc::new(run);
-        let mut processor = ResultProcessor::reusing(run.tasks.len(), &run.buffers);
+        let mut processor = ResultProcessor::new(run.tasks.len());
         let mut done = Vec::new();
         let mut marked = Vec::new();
         let plan = if restored.is_empty() && gathered.is_empty() {

@@ -17,7 +17,6 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use super::attempt::Landing;
-use super::buffers::Buffers;
 use super::outcome::Outcome;
 use super::processor::ResultProcessor;
 use super::step_run::StepRun;
@@ -120,12 +119,11 @@ struct Open<T> {
 }
 
 impl<T> Ledger<T> {
-    /// An open ledger for `expected` outcomes, whose value column reuses
-    /// a vector kept from an earlier step when `buffers` has one.
-    pub(crate) fn new(expected: usize, buffers: &Buffers<T>) -> Self {
+    /// An open ledger for `expected` outcomes.
+    pub(crate) fn new(expected: usize) -> Self {
         Self {
             open: Mutex::new(Some(Open {
-                processor: ResultProcessor::reusing(expected, buffers),
+                processor: ResultProcessor::new(expected),
                 rx: None,
             })),
         }

@@ -4,7 +4,6 @@
 //! the live state of each context. Signals tell observers what happens.
 
 pub(crate) mod attempt;
-pub(crate) mod buffers;
 pub(crate) mod coordinator;
 pub(crate) mod group;
 pub(crate) mod ledger;

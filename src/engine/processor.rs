@@ -10,7 +10,6 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use super::attempt::Landing;
-use super::buffers::Buffers;
 use super::outcome::Outcome;
 use super::step_run::{Halt, StepRun};
 use super::unwind;
@@ -121,20 +120,10 @@ fn split<T>(
 impl<T> ResultProcessor<T> {
     /// A processor for `expected` outcomes.
     pub(crate) fn new(expected: usize) -> Self {
-        Self::with_values(expected, Vec::new())
-    }
-
-    /// A processor for `expected` outcomes, whose value column reuses a
-    /// vector kept from an earlier step when `buffers` has one.
-    pub(crate) fn reusing(expected: usize, buffers: &Buffers<T>) -> Self {
-        Self::with_values(expected, buffers.values(expected))
-    }
-
-    fn with_values(expected: usize, values: Vec<Option<T>>) -> Self {
         Self {
             expected,
             stamps: Vec::new(),
-            values,
+            values: Vec::new(),
             failures: Vec::new(),
             directives: Vec::new(),
             received: 0,
@@ -310,7 +299,7 @@ impl<T> ResultProcessor<T> {
         self.settle(run, halt, None);
         let Self {
             stamps,
-            mut values,
+            values,
             mut failures,
             mut directives,
             ..
@@ -332,28 +321,17 @@ impl<T> ResultProcessor<T> {
             || failures
                 .iter()
                 .any(|(_, failure)| matches!(**failure, TaskFailure::TimedOut { .. }));
-        let (ok, positions): (Cow<'_, [bool]>, _) = if failures.is_empty() {
-            let all = match ALL_OK.get(..values.len()) {
+        let ok: Cow<'_, [bool]> = if failures.is_empty() {
+            match ALL_OK.get(..values.len()) {
                 Some(all) => Cow::Borrowed(all),
                 None => Cow::Owned(vec![true; values.len()]),
-            };
-            (all, None)
+            }
         } else {
-            let ok: Vec<bool> = values.iter().map(Option::is_some).collect();
-            let positions = (0..ok.len()).filter(|&i| ok[i]).collect();
-            (Cow::Owned(ok), Some(positions))
+            Cow::Owned(values.iter().map(Option::is_some).collect())
         };
-        let kept: Vec<T> = if run.buffers.worth_keeping(&values) {
-            let kept = values.drain(..).flatten().collect();
-            run.buffers.keep_values(values);
-            kept
-        } else {
-            // Collected in place (`filter_map` keeps the buffer; `flatten`
-            // does not): a small step's values cost no allocation of their
-            // own.
-            #[allow(clippy::filter_map_identity)]
-            values.into_iter().filter_map(|v| v).collect()
-        };
+        // Every task that reported has a value or a failure, never both,
+        // and `settle` made every other task report a failure.
+        let succeeded = values.len() - failures.len();
         let errors = failures.into_iter().map(|(_, failure)| *failure).collect();
         let tally = Tally::new(&ok);
         let (mut evaluation, rule_panic) = match unwind::catch(|| strategy.evaluate(&tally)) {
@@ -371,7 +349,7 @@ impl<T> ResultProcessor<T> {
             evaluation.partial = false;
         }
         StepOutcome {
-            results: ResultSet::from_columns(Arc::clone(&run.names), kept, positions),
+            results: ResultSet::counted(Arc::clone(&run.names), values, succeeded),
             errors,
             evaluation,
             stamps,

@@ -5,7 +5,6 @@ use super::trace::StepSpan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::buffers::Buffers;
 use super::outcome::Outcome;
 use super::signal::SignalEmitter;
 use crate::error::{DeadlineScope, TaskFailure};
@@ -74,8 +73,6 @@ pub(crate) struct RunShared<T> {
     pub(crate) run_id: RunId,
     /// Tasks over the whole pipeline, for events.
     pub(crate) total_tasks: usize,
-    /// The executor's spare vectors for large steps.
-    pub(crate) buffers: Arc<Buffers<T>>,
     /// Whether each task's start and end are read from the clock
     /// ([`RunOptions::task_timing`](crate::RunOptions::task_timing)).
     pub(crate) timed: bool,
@@ -94,7 +91,6 @@ impl<T> StepRun<T> {
                 cancel,
                 run_id: RunId::from(1),
                 total_tasks: 0,
-                buffers: Arc::default(),
                 timed: true,
             }),
             step: "s".into(),

@@ -141,7 +141,7 @@ impl<T: Send + Sync + 'static> Board<T> {
     ) -> Option<StepOutcome<T>> {
         let queued = run.clock.now();
         let run = Arc::new(run);
-        let ledger = Arc::new(Ledger::new(run.tasks.len(), &run.buffers));
+        let ledger = Arc::new(Ledger::new(run.tasks.len()));
         let baton = Baton {
             walk: std::mem::take(walk),
             chain: std::mem::take(chain),

@@ -10,7 +10,6 @@ use serde::de::DeserializeOwned;
 
 use super::carry::{self, Board};
 use crate::checkpoint::{self, CheckpointStore, Fingerprint, Journal, Keep, RunInfo, Saver, Start};
-use crate::engine::buffers::Buffers;
 use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
 use crate::engine::outcome::Outcome;
 use crate::engine::processor::StepOutcome;
@@ -79,8 +78,6 @@ pub(super) struct Core<T> {
     emitter: Arc<SignalEmitter>,
     states: ExecutionStateManager<T>,
     results: Option<ResultCallback<T>>,
-    /// Spare vectors for large steps, shared by this executor's runs.
-    buffers: Arc<Buffers<T>>,
 }
 
 /// The callback given to [`PipelineExecutorBuilder::on_result`].
@@ -214,7 +211,6 @@ impl<T> PipelineExecutorBuilder<T> {
                 emitter: Arc::new(self.emitter),
                 states: ExecutionStateManager::new(),
                 results: self.results,
-                buffers: Arc::default(),
             }),
         })
     }
@@ -871,7 +867,6 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 cancel: share.cancel,
                 run_id: share.run,
                 total_tasks: share.total_tasks,
-                buffers: Arc::clone(&self.core.buffers),
                 // The walking process decides whether its metrics show
                 // times; a share always records them, and costs the same
                 // either way next to the messages it travels in.
@@ -974,7 +969,6 @@ impl<T: Send + Sync + 'static> Core<T> {
                         cancel: scope.cancel.cloned(),
                         run_id: scope.run,
                         total_tasks: scope.total_tasks,
-                        buffers: Arc::clone(&self.buffers),
                         timed: scope.timed,
                     })
                 });

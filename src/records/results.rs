@@ -19,23 +19,16 @@ pub struct ResultSet<T> {
     columns: Option<Arc<Columns<T>>>,
 }
 
-/// A result set's storage, by column: the values, and which task each
-/// belongs to. A step of 10,000 tasks that all succeed is one vector of
-/// values and one shared name list, with nothing per task to count or
-/// allocate.
+/// A result set's storage, by column: one slot per task of the step, in
+/// declaration order, empty where the task has no value. It is the column
+/// the step's tasks wrote their values into, kept as it is: a step of
+/// 10,000 tasks is one vector and one shared name list, with nothing per
+/// task to count, allocate or move when the step ends.
 struct Columns<T> {
     names: Names,
-    values: Vec<T>,
-    /// For each value, its task's position in `names`; `None` when every
-    /// task has a value, in order.
-    positions: Option<Vec<usize>>,
-}
-
-impl<T> Columns<T> {
-    fn name(&self, k: usize) -> &str {
-        let position = self.positions.as_ref().map_or(k, |p| p[k]);
-        &self.names[position]
-    }
+    values: Vec<Option<T>>,
+    /// How many slots hold a value.
+    len: usize,
 }
 
 impl<T> ResultSet<T> {
@@ -46,37 +39,31 @@ impl<T> ResultSet<T> {
     }
 
     pub(crate) fn from_entries(entries: Vec<(Arc<str>, T)>) -> Self {
-        let (names, values): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-        Self::from_columns(names.into(), values, None)
+        let (names, values): (Vec<_>, Vec<_>) = entries.into_iter().map(|(n, v)| (n, Some(v))).unzip();
+        Self::from_column(names.into(), values)
     }
 
-    /// The values of the tasks `positions` picks out of `names` (every
-    /// task, in order, when `None`).
-    pub(crate) fn from_columns(names: Names, values: Vec<T>, positions: Option<Vec<usize>>) -> Self {
-        debug_assert!(
-            positions
-                .as_ref()
-                .map_or(values.len() == names.len(), |p| p.len() == values.len())
-        );
+    /// The values of a step whose tasks are `names`: one slot per task,
+    /// `None` for a task without a value.
+    pub(crate) fn from_column(names: Names, values: Vec<Option<T>>) -> Self {
+        debug_assert_eq!(names.len(), values.len());
+        let len = values.iter().filter(|v| v.is_some()).count();
+        Self::counted(names, values, len)
+    }
+
+    /// [`from_column`](Self::from_column), where the caller has counted
+    /// the `len` slots that hold a value.
+    pub(crate) fn counted(names: Names, values: Vec<Option<T>>, len: usize) -> Self {
+        debug_assert_eq!(len, values.iter().filter(|v| v.is_some()).count());
         Self {
-            columns: (!values.is_empty()).then(|| {
-                Arc::new(Columns {
-                    names,
-                    values,
-                    positions,
-                })
-            }),
+            columns: (len > 0).then(|| Arc::new(Columns { names, values, len })),
         }
-    }
-
-    fn values_slice(&self) -> &[T] {
-        self.columns.as_deref().map_or(&[], |c| c.values.as_slice())
     }
 
     /// Number of results.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.values_slice().len()
+        self.columns.as_deref().map_or(0, |c| c.len)
     }
 
     /// Whether there are no results.
@@ -94,24 +81,58 @@ impl<T> ResultSet<T> {
 
     /// `(task name, value)` pairs in declaration order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &T)> + '_ {
-        let columns = self.columns.as_deref();
-        self.values_slice()
-            .iter()
-            .enumerate()
-            .map(move |(k, v)| (columns.map_or("", |c| c.name(k)), v))
+        Iter {
+            slots: self.columns.as_deref().map_or(&[][..], |c| &c.values[..]).iter(),
+            names: self.columns.as_deref().map_or(&[][..], |c| &c.names[..]),
+            position: 0,
+            left: self.len(),
+        }
     }
 
     /// The values in declaration order.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
-        self.values_slice().iter()
+        self.iter().map(|(_, v)| v)
     }
 
     /// The first value, handy for single-task steps.
     #[must_use]
     pub fn first(&self) -> Option<&T> {
-        self.values_slice().first()
+        self.columns.as_deref()?.values.iter().find_map(Option::as_ref)
     }
 }
+
+/// The `(name, value)` pairs of a result set: the slots that hold a
+/// value, each with its task's name. It knows how many are left, so the
+/// set's iterators stay exact-size.
+struct Iter<'a, T> {
+    slots: std::slice::Iter<'a, Option<T>>,
+    names: &'a [Arc<str>],
+    /// The position in the step of the next slot.
+    position: usize,
+    left: usize,
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = (&'a str, &'a T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for slot in self.slots.by_ref() {
+            let position = self.position;
+            self.position += 1;
+            if let Some(value) = slot {
+                self.left -= 1;
+                return Some((&self.names[position], value));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<T> ExactSizeIterator for Iter<'_, T> {}
 
 impl<T> Clone for ResultSet<T> {
     fn clone(&self) -> Self {
@@ -157,11 +178,17 @@ mod tests {
     #[test]
     fn columns_with_gaps_name_each_value_by_its_position() {
         let names: super::Names = ["a", "b", "c", "d"].into_iter().map(Into::into).collect();
-        let set = ResultSet::from_columns(names.clone(), vec![10, 30], Some(vec![0, 2]));
+        let set = ResultSet::from_column(names.clone(), vec![Some(10), None, Some(30), None]);
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![("a", &10), ("c", &30)]);
+        assert_eq!(set.iter().len(), 2);
+        assert_eq!(set.values().len(), 2);
+        assert_eq!(set.len(), 2);
         assert_eq!(set.get("c"), Some(&30));
         assert_eq!(set.get("b"), None);
-        let whole = ResultSet::from_columns(names, vec![1, 2, 3, 4], None);
+        let mut iter = set.iter();
+        iter.next();
+        assert_eq!(iter.len(), 1, "exact size as it goes");
+        let whole = ResultSet::from_column(names.clone(), vec![Some(1), Some(2), Some(3), Some(4)]);
         assert_eq!(whole.get("d"), Some(&4));
         assert_eq!(
             whole,
@@ -173,5 +200,10 @@ mod tests {
             ])
         );
         assert_ne!(whole, set);
+        let late = ResultSet::from_column(names.clone(), vec![None, None, None, Some(4)]);
+        assert_eq!(late.first(), Some(&4));
+        let none = ResultSet::<u8>::from_column(names, vec![None; 4]);
+        assert!(none.is_empty());
+        assert_eq!(none.iter().len(), 0);
     }
 }
