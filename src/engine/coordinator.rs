@@ -55,7 +55,7 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
-use super::attempt::{Attempts, Landed, Progress, Retry, attempt, attempt_into, run_task};
+use super::attempt::{Attempts, Landed, Progress, Retry, Seat, Watchers, attempt, attempt_into, run_task};
 use super::group::{GroupRun, Target};
 use super::ledger::{Intake, Ledger};
 use super::outcome::Outcome;
@@ -319,29 +319,25 @@ fn first_round<T: Send + Sync>(
     };
     match tasks {
         TaskIndices::Range(r) => {
-            // Consecutive tasks on one worker share a clock read: a task
-            // starts when the one before it on that worker finished,
-            // which is a few nanoseconds of bookkeeping earlier. That
-            // halves the reads, a quarter of a no-op task's cost. Not when
-            // anything runs between two tasks that the next one must not
-            // be charged for: observers, hooks, tracing.
-            let chained =
-                run.timed && run.emitter.is_empty() && run.hooks.is_empty() && !run.span.is_recorded();
+            let watchers = Watchers::of(run);
+            let chained = watchers.chain_clock();
             processor.fill_par(
                 run,
                 r.clone(),
-                || None,
-                |start: &mut Option<u64>, i, stamp, value| {
-                    let landed = attempt_into(run, i, Attempts::default(), stamp, value, start.take());
-                    if chained {
-                        *start = Some(stamp.finished_nanos());
-                    }
-                    match landed {
-                        Landed::Done(landing) => Some(landing),
-                        Landed::Retry(retry) => {
-                            defer(i, retry);
-                            None
-                        }
+                || Seat::new(chained),
+                |seat, i, stamp, value| match attempt_into(
+                    run,
+                    &watchers,
+                    seat,
+                    i,
+                    Attempts::default(),
+                    stamp,
+                    value,
+                ) {
+                    Landed::Done(landing) => Some(landing),
+                    Landed::Retry(retry) => {
+                        defer(i, retry);
+                        None
                     }
                 },
             );

@@ -165,12 +165,6 @@ impl<T> StepRun<T> {
         self.halted().is_none()
     }
 
-    /// The run clock's time for a task's stamp, or zero when tasks are not
-    /// timed: two clock reads are a large share of a no-op task's cost.
-    pub(crate) fn stamp_now(&self) -> u64 {
-        if self.timed { self.clock.now_nanos() } else { 0 }
-    }
-
     /// Why the run is halted, if it is, by the clock waits use: whoever
     /// woke at the deadline's `Instant` sees it passed.
     pub(crate) fn halted(&self) -> Option<Halt> {

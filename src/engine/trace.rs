@@ -224,6 +224,12 @@ mod on {
     }
 
     impl TaskSpan {
+        /// No span: for an attempt in a step nobody traces.
+        #[inline(always)]
+        pub(crate) fn idle() -> Self {
+            Self(None)
+        }
+
         #[inline]
         pub(crate) fn enter(
             step: &StepSpan,
@@ -406,6 +412,11 @@ mod off {
     pub(crate) struct TaskSpan;
 
     impl TaskSpan {
+        #[inline(always)]
+        pub(crate) fn idle() -> Self {
+            Self
+        }
+
         #[inline(always)]
         pub(crate) fn enter(
             _step: &StepSpan,

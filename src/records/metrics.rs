@@ -168,11 +168,6 @@ impl Stamp {
         Duration::from_nanos(self.finished)
     }
 
-    /// [`finished`](Self::finished), in the run clock's nanoseconds.
-    pub(crate) fn finished_nanos(&self) -> u64 {
-        self.finished
-    }
-
     pub(crate) fn thread(&self) -> u64 {
         u64::from(self.thread & Self::THREAD)
     }
