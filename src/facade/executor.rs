@@ -506,6 +506,8 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             ..
         } = start;
         let restored = chain.len();
+        // A run links at least one context per step it reaches.
+        chain.reserve(pipeline.steps().len());
         if done {
             // A checkpoint of a finished run: the run comes back as it was
             // saved, nothing runs again, so a job killed after its last

@@ -102,6 +102,12 @@ impl<T> ExecutionChain<T> {
         self.nodes.get(&id).map(|n| &n.context)
     }
 
+    /// Makes room for `contexts` more contexts, so that a run of many
+    /// steps does not move every node it linked each time the map grows.
+    pub(crate) fn reserve(&mut self, contexts: usize) {
+        self.nodes.reserve(contexts);
+    }
+
     pub(crate) fn get_mut(&mut self, id: ContextId) -> Option<&mut ExecutionContext<T>> {
         self.nodes.get_mut(&id).map(|n| &mut n.context)
     }
