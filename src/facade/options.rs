@@ -92,9 +92,11 @@ impl RunOptions {
     /// With timing off, a task's [`TaskMetrics`](crate::TaskMetrics) place
     /// it at the moment its step queued it, with no length (`started` and
     /// `finished` equal `queued`); attempts, thread and success are still
-    /// recorded, and steps and the run are still timed. Two clock reads
-    /// are a large share of what a task that does almost nothing costs, so
-    /// a run of many tiny tasks that never reads their times can skip them.
+    /// recorded, and steps and the run are still timed. A task's clock
+    /// read (one a task when consecutive tasks on one worker share it, two
+    /// otherwise) is a large share of what a task that does almost nothing
+    /// costs, so a run of many tiny tasks that never reads their times can
+    /// skip them.
     ///
     /// Default: on.
     #[must_use]
