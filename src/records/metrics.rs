@@ -16,7 +16,8 @@ use crate::records::results::Names;
 /// task's timing takes one or two reads (consecutive tasks on one worker
 /// share one), and a step's several. `quanta` checks at start-up that the
 /// counter is invariant and falls back to the OS clock where it is not;
-/// its one-time calibration takes about half a millisecond. Deadlines keep `std::time::Instant`, which waits need.
+/// its one-time calibration takes about half a millisecond. Deadlines keep
+/// `std::time::Instant`, which waits need.
 ///
 /// A task's stamp reads it as whole nanoseconds ([`now_nanos`](Self::now_nanos)):
 /// the counter's raw ticks scaled by one multiply and shift, with no
