@@ -13,12 +13,15 @@ use rayon::prelude::*;
 
 #[path = "common/workloads.rs"]
 mod workloads;
-use workloads::{Calibration, chain_pipeline, fan_out_pipeline, rayon_step, spin};
+use workloads::{Calibration, chain_pipeline, fan_out_pipeline, par_iter_step, rayon_step, spin};
 
 /// Spin rounds per `grain`.
 fn rounds_for(grain: Duration) -> u64 {
     Calibration::measure().rounds(grain)
 }
+
+/// Raw rayon doing a group's work on the given pool.
+type Baseline<'a> = dyn Fn(&rayon::ThreadPool) + 'a;
 
 struct Setup {
     threads: usize,
@@ -59,6 +62,17 @@ impl Setup {
         pipeline: &Pipeline<u64>,
         baseline: impl Fn(&rayon::ThreadPool),
     ) {
+        self.group_with(c, name, pipeline, &[("rayon", &baseline)]);
+    }
+
+    /// [`group`](Self::group) with several baselines, each by name.
+    fn group_with(
+        &self,
+        c: &mut Criterion,
+        name: &str,
+        pipeline: &Pipeline<u64>,
+        baselines: &[(&str, &Baseline<'_>)],
+    ) {
         let mut group = c.benchmark_group(name);
         tune(&mut group);
         for config in self.strategies() {
@@ -67,7 +81,9 @@ impl Setup {
                 b.iter(|| self.executor.execute(&p, black_box(1)).expect("run"));
             });
         }
-        group.bench_function("rayon", |b| b.iter(|| baseline(&self.rayon)));
+        for (label, baseline) in baselines {
+            group.bench_function(*label, |b| b.iter(|| baseline(&self.rayon)));
+        }
         group.finish();
     }
 }
@@ -90,9 +106,17 @@ fn noop(c: &mut Criterion) {
     let setup = Setup::new();
     for n in [1, 100, 10_000] {
         let pipeline = one_step(n, |i| Task::from_fn(format!("t{i}"), |_| Ok(0)));
-        setup.group(c, &format!("noop/{n}"), &pipeline, |pool| {
-            black_box(rayon_step(pool, n, |_| 0));
-        });
+        // The scope that does what a step does, and the `par_iter` a rayon
+        // user would write.
+        setup.group_with(
+            c,
+            &format!("noop/{n}"),
+            &pipeline,
+            &[
+                ("rayon", &|pool| drop(black_box(rayon_step(pool, n, |_| 0)))),
+                ("par_iter", &|pool| drop(black_box(par_iter_step(pool, n, |_| 0)))),
+            ],
+        );
     }
 }
 

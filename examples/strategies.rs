@@ -30,7 +30,7 @@ use serde_json::json;
 
 #[path = "../benches/common/workloads.rs"]
 mod workloads;
-use workloads::{Calibration, chain_pipeline, fan_out_pipeline, rayon_step, spin};
+use workloads::{Calibration, chain_pipeline, fan_out_pipeline, par_iter_step, rayon_step, spin};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -140,6 +140,24 @@ impl Suite {
         self.bench_with(name, pipeline, strategies, baseline, true, (warmups, runs))
     }
 
+    /// [`bench`](Self::bench) with a second baseline on the suite's pool,
+    /// `par_iter`: the parallel map a rayon user would write. The strategies'
+    /// ratios stay against `rayon`, which does what a step does.
+    fn bench_par_iter(
+        &mut self,
+        name: &str,
+        pipeline: &Pipeline<u64>,
+        strategies: Vec<ExecutorConfig>,
+        baseline: impl Fn(&rayon::ThreadPool),
+        par_iter: impl Fn(&rayon::ThreadPool) + 'static,
+    ) -> Result<Comparison> {
+        let (rounds, threads) = (self.rounds(), self.threads);
+        let pool = Arc::clone(&self.rayon);
+        self.compare(name, pipeline, strategies, baseline, true, rounds, move |b| {
+            b.baseline_on("par_iter", threads, move || par_iter(&pool))
+        })
+    }
+
     fn bench_with(
         &mut self,
         name: &str,
@@ -147,17 +165,33 @@ impl Suite {
         strategies: Vec<ExecutorConfig>,
         baseline: impl Fn(&rayon::ThreadPool),
         serial: bool,
+        rounds: (usize, usize),
+    ) -> Result<Comparison> {
+        self.compare(name, pipeline, strategies, baseline, serial, rounds, |b| b)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compare(
+        &mut self,
+        name: &str,
+        pipeline: &Pipeline<u64>,
+        strategies: Vec<ExecutorConfig>,
+        baseline: impl Fn(&rayon::ThreadPool),
+        serial: bool,
         (warmups, runs): (usize, usize),
+        more: impl for<'b> FnOnce(StrategyBenchmark<'b, u64>) -> StrategyBenchmark<'b, u64>,
     ) -> Result<Comparison> {
         let (pool, one) = (Arc::clone(&self.rayon), Arc::clone(&self.rayon1));
+        let baseline = Arc::new(baseline);
+        let first = Arc::clone(&baseline);
         let mut benchmark = StrategyBenchmark::new(name, pipeline, 1)
             .executor(&self.executor)
             .strategies(strategies)
-            .baseline_on("rayon", self.threads, || baseline(&pool));
+            .baseline_on("rayon", self.threads, move || first(&pool));
         if serial && self.threads > 1 {
-            benchmark = benchmark.baseline_on("rayon(1)", 1, || baseline(&one));
+            benchmark = benchmark.baseline_on("rayon(1)", 1, move || baseline(&one));
         }
-        let comparison = benchmark
+        let comparison = more(benchmark)
             .warmups(warmups)
             .runs(runs)
             .observer(Progress(self.progress.clone()))
@@ -211,9 +245,13 @@ fn noop(suite: &mut Suite) -> Result<()> {
         if suite.threads > 1 {
             strategies.insert(1, ExecutorConfig::pool(1));
         }
-        suite.bench(&format!("noop/{n}"), &pipeline, strategies, move |pool| {
-            black_box(rayon_step(pool, n, |_| 0));
-        })?;
+        suite.bench_par_iter(
+            &format!("noop/{n}"),
+            &pipeline,
+            strategies,
+            move |pool| drop(black_box(rayon_step(pool, n, |_| 0))),
+            move |pool| drop(black_box(par_iter_step(pool, n, |_| 0))),
+        )?;
     }
     Ok(())
 }

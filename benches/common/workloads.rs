@@ -16,6 +16,23 @@ pub(crate) fn spin(rounds: u64, seed: u64) -> u64 {
     black_box(h)
 }
 
+/// What a rayon user would write for a step of `n` tasks: a parallel map
+/// on the pool, each call guarded against panics as conveyor guards its
+/// tasks, collected in order.
+pub(crate) fn par_iter_step(
+    pool: &rayon::ThreadPool,
+    n: usize,
+    work: impl Fn(usize) -> u64 + Sync,
+) -> Vec<u64> {
+    use rayon::prelude::*;
+    pool.install(|| {
+        (0..n)
+            .into_par_iter()
+            .map(|i| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i))).unwrap_or(0))
+            .collect()
+    })
+}
+
 /// Raw rayon doing what a step does: one spawn per task in a scope, one
 /// outcome per task over one channel, collected in order.
 pub(crate) fn rayon_step(pool: &rayon::ThreadPool, n: usize, work: impl Fn(usize) -> u64 + Sync) -> Vec<u64> {
