@@ -196,16 +196,21 @@ impl<T> ResultProcessor<T> {
         let len = range.len();
         self.columns();
         let (stamps, values) = (&mut self.stamps[range.clone()], &mut self.values[range.clone()]);
+        let chunk = chunk_len(len);
+        let start = range.start;
         stamps
-            .par_iter_mut()
-            .zip(values.par_iter_mut())
-            .zip(range)
-            .for_each_init(carry, |state, ((stamp, value), index)| {
-                debug_assert!(!stamp.reported() && value.is_none());
-                match attempt(state, index, stamp, value) {
-                    Some(landing) => sides.land(index, stamp, landing),
-                    None => {
-                        unfinished.fetch_add(1, Ordering::Relaxed);
+            .par_chunks_mut(chunk)
+            .zip(values.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each_init(carry, |state, (c, (stamps, values))| {
+                let first = start + c * chunk;
+                for (index, (stamp, value)) in (first..).zip(stamps.iter_mut().zip(values.iter_mut())) {
+                    debug_assert!(!stamp.reported() && value.is_none());
+                    match attempt(state, index, stamp, value) {
+                        Some(landing) => sides.land(index, stamp, landing),
+                        None => {
+                            unfinished.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             });
@@ -377,6 +382,14 @@ fn lost<T>(task: &Task<T>, step: &Arc<str>) -> Outcome<T> {
         stamp: Stamp::default(),
         directive: None,
     }
+}
+
+/// How many consecutive tasks of a parallel round one worker takes as a
+/// unit: enough that a step of many tiny tasks runs them in a tight loop
+/// with the step's invariants in registers, few enough that every worker
+/// still gets dozens of units to balance uneven tasks with.
+fn chunk_len(len: usize) -> usize {
+    (len / (rayon::current_num_threads() * 32)).clamp(1, 64)
 }
 
 #[cfg(test)]
