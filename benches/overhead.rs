@@ -24,7 +24,7 @@
 //!   parked where the caller can take them over, so the difference from
 //!   `conveyor_pool` is what watching a run costs per step.
 //! - `tasks_10k/conveyor_pool_untimed`: the same step run with
-//!   `RunOptions::task_timing(false)`, which skips each task's two clock
+//!   `RunOptions::task_timing(false)`, which skips each task's clock
 //!   reads.
 //! - `tasks_10k/conveyor_pool_deadline`: the same step under a run
 //!   deadline (an hour), which sends its outcomes over the step's channel
