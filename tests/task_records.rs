@@ -3,8 +3,8 @@
 //! turned off.
 
 use conveyor::{
-    EvaluationStrategy, ExecutionStatus, ExecutorConfig, Flow, Pipeline, PipelineExecutor, RunOptions, Step,
-    Task, TaskError, TaskFailure,
+    EvaluationStrategy, ExecutionStatus, ExecutorConfig, Flow, Pipeline, PipelineExecutor, RetryPolicy,
+    RunOptions, Step, Task, TaskError, TaskFailure,
 };
 
 fn executor() -> PipelineExecutor<u64> {
@@ -128,6 +128,59 @@ fn timed_tasks_lie_within_their_step_and_never_overlap_on_one_thread() {
             );
         }
     }
+}
+
+#[test]
+fn the_time_a_failure_takes_to_land_is_never_charged_to_the_next_task() {
+    // A slow retry predicate runs after its failing task's call, on the
+    // same worker, before the worker's next task: the next task must read
+    // its own start rather than share the failing task's last clock read.
+    let executor: PipelineExecutor<u64> = PipelineExecutor::builder()
+        .executor("one", ExecutorConfig::pool(1))
+        .build()
+        .unwrap();
+    let pause = std::time::Duration::from_millis(20);
+    let policy = RetryPolicy::builder()
+        .max_attempts(2)
+        .retry_if(move |_| {
+            std::thread::sleep(pause);
+            false
+        })
+        .build()
+        .unwrap();
+    let step = Step::new(
+        "s",
+        (0..64_u64).map(|i| {
+            let task = Task::from_fn(format!("t{i}"), move |c: &conveyor::TaskContext<'_, u64>| {
+                if i % 16 == 0 {
+                    Err(TaskError::msg("no"))
+                } else {
+                    Ok(*c.input() + i)
+                }
+            })
+            .on("one");
+            if i % 16 == 0 {
+                task.retry(policy.clone())
+            } else {
+                task
+            }
+        }),
+    )
+    .strategy(EvaluationStrategy::AnyMustSucceed);
+    let pipeline = Pipeline::builder("p").step(step).build().unwrap();
+    let run = executor.execute(&pipeline, 0).unwrap();
+    let metrics = run.context("s").unwrap().metrics();
+    assert_eq!(metrics.tasks.len(), 64);
+    let charged: Vec<_> = metrics
+        .tasks
+        .iter()
+        .filter(|t| t.task[1..].parse::<u64>().unwrap() % 16 != 0 && t.duration() >= pause / 2)
+        .map(|t| (t.task.to_string(), t.duration()))
+        .collect();
+    assert!(
+        charged.is_empty(),
+        "no-op tasks charged with a predicate's time: {charged:?}"
+    );
 }
 
 #[test]

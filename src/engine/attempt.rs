@@ -165,8 +165,10 @@ impl Watchers {
 ///
 /// Consecutive tasks on one worker then share a clock read: a task starts
 /// when the one before it finished, a few nanoseconds of bookkeeping
-/// earlier. That halves the counter reads, the largest cost of a no-op
-/// task once its outcome is written in place.
+/// earlier, when the one before it returned a plain value (anything else
+/// runs user code after the read: a retry predicate, a message). That
+/// halves the counter reads, the largest cost of a no-op task once its
+/// outcome is written in place.
 pub(crate) struct Seat {
     thread: u64,
     chained: bool,
@@ -247,13 +249,18 @@ pub(crate) fn attempt_into<T>(
     let mut missed = None;
     let returned = task.work.call_into(&ctx, value, &mut missed);
     let finished = if watchers.timed { run.clock.now_nanos() } else { 0 };
-    if seat.chained {
-        seat.last = Some(finished);
-    }
     attempts.made = number;
     let first_start = *attempts.first_start.get_or_insert(started);
     *stamp = Stamp::from_nanos(first_start, finished, number, thread);
     if returned == Returned::Value && !observed && !watchers.hooked {
+        // Only here does nothing but the engine's own bookkeeping run
+        // before the worker's next task. After a failure, a flow request
+        // or a panic, the retry predicate, the failure's message and the
+        // retry list run first: the next task reads its own start, so it
+        // is never charged for them.
+        if seat.chained {
+            seat.last = Some(finished);
+        }
         span.finish(None);
         return Landed::Done(Landing::default());
     }
