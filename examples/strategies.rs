@@ -137,7 +137,7 @@ impl Suite {
         baseline: impl Fn(&rayon::ThreadPool),
     ) -> Result<Comparison> {
         let (warmups, runs) = self.rounds();
-        self.bench_with(name, pipeline, strategies, baseline, true, (warmups, runs))
+        self.bench_with(name, pipeline, strategies, baseline, true, (warmups, runs), |b| b)
     }
 
     /// [`bench`](Self::bench) with a second baseline on the suite's pool,
@@ -153,25 +153,15 @@ impl Suite {
     ) -> Result<Comparison> {
         let (rounds, threads) = (self.rounds(), self.threads);
         let pool = Arc::clone(&self.rayon);
-        self.compare(name, pipeline, strategies, baseline, true, rounds, move |b| {
+        self.bench_with(name, pipeline, strategies, baseline, true, rounds, move |b| {
             b.baseline_on("par_iter", threads, move || par_iter(&pool))
         })
     }
 
-    fn bench_with(
-        &mut self,
-        name: &str,
-        pipeline: &Pipeline<u64>,
-        strategies: Vec<ExecutorConfig>,
-        baseline: impl Fn(&rayon::ThreadPool),
-        serial: bool,
-        rounds: (usize, usize),
-    ) -> Result<Comparison> {
-        self.compare(name, pipeline, strategies, baseline, serial, rounds, |b| b)
-    }
-
+    /// The one benchmark behind [`bench`](Self::bench): `serial` adds the
+    /// one-thread baseline, and `more` adds what else a workload compares.
     #[allow(clippy::too_many_arguments)]
-    fn compare(
+    fn bench_with(
         &mut self,
         name: &str,
         pipeline: &Pipeline<u64>,
@@ -368,6 +358,7 @@ fn grain_sweep(suite: &mut Suite, calibration: &Calibration) -> Result<serde_jso
             },
             false,
             (warmups, runs),
+            |b| b,
         )?;
         let mut speedups = serde_json::Map::new();
         for r in &comparison.results {
