@@ -548,6 +548,46 @@ mod tests {
     }
 
     #[test]
+    fn a_round_in_runs_gives_every_task_of_its_range_its_own_slots_once() {
+        // Runs of several tasks, a short last run and a range that does
+        // not start at the step's first task: each index is attempted
+        // once, and writes only its own slots.
+        const N: usize = 5_003;
+        let run = run(N);
+        let mut p = ResultProcessor::new(N);
+        for i in 0..7 {
+            p.accept(outcome(i, true));
+        }
+        let calls: Vec<AtomicUsize> = (0..N).map(|_| AtomicUsize::new(0)).collect();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(|| {
+                assert!(chunk_len(N - 7) > 1, "the round runs tasks in runs");
+                p.fill_par(
+                    7..N,
+                    || (),
+                    |(), i, stamp, value| {
+                        calls[i].fetch_add(1, Ordering::Relaxed);
+                        *stamp = Stamp::new(Duration::ZERO, Duration::from_nanos(i as u64), 1, 1);
+                        *value = Some(i * 10);
+                        Some(Landing::default())
+                    },
+                );
+            });
+        assert!(p.complete());
+        assert!(calls[..7].iter().all(|c| c.load(Ordering::Relaxed) == 0));
+        assert!(calls[7..].iter().all(|c| c.load(Ordering::Relaxed) == 1));
+        let out = p.judge(&run, Duration::ZERO, &EvaluationStrategy::AllMustSucceed, None);
+        assert!(out.evaluation.success);
+        assert!(out.results.values().copied().eq((0..N).map(|i| i * 10)));
+        for (i, stamp) in out.stamps.iter().enumerate().skip(7) {
+            assert_eq!(stamp.finished(), Duration::from_nanos(i as u64), "task {i}");
+        }
+    }
+
+    #[test]
     fn a_panicking_rule_fails_the_step_and_is_reported() {
         let run = run(1);
         let mut p = ResultProcessor::new(1);
