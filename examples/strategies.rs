@@ -140,24 +140,6 @@ impl Suite {
         self.bench_with(name, pipeline, strategies, baseline, true, (warmups, runs), |b| b)
     }
 
-    /// [`bench`](Self::bench) with a second baseline on the suite's pool,
-    /// `par_iter`: the parallel map a rayon user would write. The strategies'
-    /// ratios stay against `rayon`, which does what a step does.
-    fn bench_par_iter(
-        &mut self,
-        name: &str,
-        pipeline: &Pipeline<u64>,
-        strategies: Vec<ExecutorConfig>,
-        baseline: impl Fn(&rayon::ThreadPool),
-        par_iter: impl Fn(&rayon::ThreadPool) + 'static,
-    ) -> Result<Comparison> {
-        let (rounds, threads) = (self.rounds(), self.threads);
-        let pool = Arc::clone(&self.rayon);
-        self.bench_with(name, pipeline, strategies, baseline, true, rounds, move |b| {
-            b.baseline_on("par_iter", threads, move || par_iter(&pool))
-        })
-    }
-
     /// The one benchmark behind [`bench`](Self::bench): `serial` adds the
     /// one-thread baseline, and `more` adds what else a workload compares.
     #[allow(clippy::too_many_arguments)]
@@ -172,14 +154,12 @@ impl Suite {
         more: impl for<'b> FnOnce(StrategyBenchmark<'b, u64>) -> StrategyBenchmark<'b, u64>,
     ) -> Result<Comparison> {
         let (pool, one) = (Arc::clone(&self.rayon), Arc::clone(&self.rayon1));
-        let baseline = Arc::new(baseline);
-        let first = Arc::clone(&baseline);
         let mut benchmark = StrategyBenchmark::new(name, pipeline, 1)
             .executor(&self.executor)
             .strategies(strategies)
-            .baseline_on("rayon", self.threads, move || first(&pool));
+            .baseline_on("rayon", self.threads, || baseline(&pool));
         if serial && self.threads > 1 {
-            benchmark = benchmark.baseline_on("rayon(1)", 1, move || baseline(&one));
+            benchmark = benchmark.baseline_on("rayon(1)", 1, || baseline(&one));
         }
         let comparison = more(benchmark)
             .warmups(warmups)
@@ -235,12 +215,22 @@ fn noop(suite: &mut Suite) -> Result<()> {
         if suite.threads > 1 {
             strategies.insert(1, ExecutorConfig::pool(1));
         }
-        suite.bench_par_iter(
+        // Beside the scope that does what a step does, the `par_iter` a
+        // rayon user would write; the strategies' ratios stay against the
+        // scope.
+        let (pool, threads, rounds) = (Arc::clone(&suite.rayon), suite.threads, suite.rounds());
+        suite.bench_with(
             &format!("noop/{n}"),
             &pipeline,
             strategies,
             move |pool| drop(black_box(rayon_step(pool, n, |_| 0))),
-            move |pool| drop(black_box(par_iter_step(pool, n, |_| 0))),
+            true,
+            rounds,
+            move |b| {
+                b.baseline_on("par_iter", threads, move || {
+                    drop(black_box(par_iter_step(&pool, n, |_| 0)))
+                })
+            },
         )?;
     }
     Ok(())
