@@ -63,7 +63,7 @@ use super::plan::{Dispatch, ExecutionPlan, PlanGroup, TaskIndices};
 use super::processor::{ResultProcessor, StepOutcome};
 use super::registry::{CustomExecutor, Job};
 use super::signal::TaskEvent;
-use super::step_run::{Halt, StepRun};
+use super::step_run::{Halt, Lent, StepRun};
 use super::unwind;
 use crate::error::TaskFailure;
 use crate::model::config::ExecutorConfig;
@@ -100,7 +100,6 @@ impl ExecutionCoordinator {
         gathered: Vec<Outcome<T>>,
     ) -> StepOutcome<T> {
         let queued = run.clock.now();
-        let run = Arc::new(run);
         let mut processor = ResultProcessor::new(run.tasks.len());
         let mut done = Vec::new();
         let mut marked = Vec::new();
@@ -121,7 +120,7 @@ impl ExecutionCoordinator {
             }
             plan.without(&done)
         };
-        let halt = execute(&run, plan, &mut processor);
+        let halt = execute(&Lent::new(&run), plan, &mut processor);
         let mut outcome = processor.judge(&run, queued, strategy, halt);
         for (stamp, restored) in outcome.stamps.iter_mut().zip(marked) {
             stamp.mark_restored(restored);
@@ -139,7 +138,7 @@ impl ExecutionCoordinator {
         plan: ExecutionPlan,
         ledger: &Ledger<T>,
     ) -> Option<Halt> {
-        execute(run, plan, &mut &*ledger)
+        execute(&Lent::of(run), plan, &mut &*ledger)
     }
 
     /// Runs only the tasks that `only` marks and hands back their outcomes,
@@ -152,11 +151,10 @@ impl ExecutionCoordinator {
         plan: ExecutionPlan,
         only: &[bool],
     ) -> Vec<Outcome<T>> {
-        let run = Arc::new(run);
         let mut processor = ResultProcessor::new(run.tasks.len());
         let others: Vec<bool> = only.iter().map(|&o| !o).collect();
         processor.skip(&others);
-        let halt = execute(&run, plan.without(&others), &mut processor);
+        let halt = execute(&Lent::new(&run), plan.without(&others), &mut processor);
         processor.into_outcomes(&run, only, halt)
     }
 }
@@ -164,7 +162,7 @@ impl ExecutionCoordinator {
 /// Dispatches every group of `plan` and waits for their outcomes, handing
 /// each to `processor`; see the module docs. Returns why it stopped early.
 fn execute<T: Send + Sync + 'static>(
-    run: &Arc<StepRun<T>>,
+    run: &Lent<'_, T>,
     plan: ExecutionPlan,
     processor: &mut (impl Intake<T> + Send),
 ) -> Option<Halt> {
@@ -254,7 +252,7 @@ pub(crate) fn announce<T>(run: &StepRun<T>, outcome: &Outcome<T>, restored: bool
 
 /// Runs a group with the caller's thread taking part, on the fast path.
 fn join_here<T: Send + Sync + 'static>(
-    run: &Arc<StepRun<T>>,
+    run: &Lent<'_, T>,
     group: PlanGroup,
     processor: &mut (impl Intake<T> + Send),
     senders: Option<(&Sender<Outcome<T>>, &Sender<()>)>,
@@ -279,7 +277,7 @@ fn join_here<T: Send + Sync + 'static>(
     };
     if let (false, Some((tx, wake))) = (retries.is_empty(), senders) {
         pooled.push(GroupRun::of_retries(
-            Arc::clone(run),
+            Arc::clone(run.shared()),
             target,
             retries,
             tx.clone(),
@@ -368,7 +366,7 @@ fn first_round<T: Send + Sync>(
 
 /// Hands a group to its executor without waiting for it.
 fn dispatch<T: Send + Sync + 'static>(
-    run: &Arc<StepRun<T>>,
+    run: &Lent<'_, T>,
     group: PlanGroup,
     tx: &Sender<Outcome<T>>,
     wake: &Sender<()>,
@@ -382,7 +380,7 @@ fn dispatch<T: Send + Sync + 'static>(
         Dispatch::ThreadPerTask | Dispatch::Custom(_) => return dispatch_to_threads(run, group, tx),
     };
     let lone = group.tasks.len() == 1;
-    let g = GroupRun::new(Arc::clone(run), target, group.tasks, wake.clone());
+    let g = GroupRun::new(Arc::clone(run.shared()), target, group.tasks, wake.clone());
     // A lone task on the waiting thread's own pool gains nothing from a
     // job: that thread claims it in `wait` at once, and the job would only
     // wake another worker to find nothing left (half the cost of a step of
@@ -396,7 +394,7 @@ fn dispatch<T: Send + Sync + 'static>(
 /// Hands each task of a thread-per-task or custom group to its own thread
 /// or job. Those threads belong to the task, so its backoffs wait there.
 fn dispatch_to_threads<T: Send + Sync + 'static>(
-    run: &Arc<StepRun<T>>,
+    run: &Lent<'_, T>,
     group: PlanGroup,
     tx: &Sender<Outcome<T>>,
 ) {
@@ -408,7 +406,7 @@ fn dispatch_to_threads<T: Send + Sync + 'static>(
     match dispatch {
         Dispatch::ThreadPerTask => {
             for i in tasks.to_vec() {
-                let (job_run, job_tx) = (Arc::clone(run), tx.clone());
+                let (job_run, job_tx) = (Arc::clone(run.shared()), tx.clone());
                 let spawned = std::thread::Builder::new()
                     .name(format!("conveyor-{}", run.tasks[i].name))
                     .spawn(move || drop(job_tx.send(run_task(&job_run, i))));
@@ -430,7 +428,7 @@ fn dispatch_to_threads<T: Send + Sync + 'static>(
                 return;
             }
             for i in tasks.to_vec() {
-                let (job_run, job_tx, job_config) = (Arc::clone(run), tx.clone(), config.clone());
+                let (job_run, job_tx, job_config) = (Arc::clone(run.shared()), tx.clone(), config.clone());
                 let job = Job::new(move |ran| {
                     let outcome = if ran {
                         let outer = CURRENT_CUSTOM.with(|c| c.replace(Some(id)));
@@ -645,6 +643,36 @@ mod tests {
         assert!(out.evaluation.success);
         assert_eq!(out.stamps[1].thread(), here);
         assert_ne!(out.stamps[0].thread(), here);
+    }
+
+    #[test]
+    fn a_step_run_is_shared_only_when_a_group_leaves_the_walking_thread() {
+        let inline = step_run(vec![
+            Task::from_fn("a", |c| Ok(*c.input())),
+            Task::from_fn("b", |c| Ok(*c.input())),
+        ]);
+        let lent = Lent::new(&inline);
+        let mut processor = ResultProcessor::new(2);
+        assert_eq!(execute(&lent, plan(&inline), &mut processor), None);
+        assert!(processor.complete());
+        assert!(lent.shared.get().is_none(), "an inline step copies nothing");
+
+        let mixed = step_run(vec![
+            Task::from_fn("pool", |c| Ok(*c.input())).executor(ExecutorConfig::pool(1)),
+            Task::from_fn("thread", |c| Ok(*c.input())).executor(ExecutorConfig::ThreadPerTask),
+            Task::from_fn("inline", |c| Ok(*c.input())),
+        ]);
+        let lent = Lent::new(&mixed);
+        let mut processor = ResultProcessor::new(3);
+        assert_eq!(execute(&lent, plan(&mixed), &mut processor), None);
+        assert!(processor.complete());
+        // Both groups that left share one copy, and let go of it when done.
+        let shared = lent.shared.get().expect("the run was shared");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(shared) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(Arc::strong_count(shared), 1);
     }
 
     #[test]

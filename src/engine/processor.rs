@@ -133,6 +133,10 @@ impl<T> ResultProcessor<T> {
     /// Makes room for every task's outcome, once.
     fn columns(&mut self) {
         if self.stamps.len() != self.expected {
+            // Exact sizes: the stamps become the context's metrics and the
+            // values its results, kept for the run's life.
+            self.stamps.reserve_exact(self.expected);
+            self.values.reserve_exact(self.expected);
             self.stamps.resize(self.expected, Stamp::default());
             self.values.clear();
             self.values.resize_with(self.expected, || None);

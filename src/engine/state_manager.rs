@@ -36,6 +36,11 @@ use crate::status::ExecutionStatus;
 /// ```
 pub struct ExecutionStateManager<T> {
     states: RwLock<IdMap<Arc<ExecutionState<T>>>>,
+    /// The state every step's context starts in (executing, no errors, no
+    /// results), shared by all of them: states are immutable, so one
+    /// `Arc` serves every context until its own settled state replaces it,
+    /// and starting a step allocates nothing.
+    executing: Arc<ExecutionState<T>>,
 }
 
 impl<T> ExecutionStateManager<T> {
@@ -44,6 +49,7 @@ impl<T> ExecutionStateManager<T> {
     pub(crate) fn new() -> Self {
         Self {
             states: RwLock::new(IdMap::default()),
+            executing: Arc::new(ExecutionState::new().with_status(ExecutionStatus::Executing)),
         }
     }
 
@@ -61,12 +67,11 @@ impl<T> ExecutionStateManager<T> {
     /// moment, between two lines of the engine, is told to observers but
     /// never stored, which saves a write lock and a state per step.
     pub(crate) fn insert_as(&self, id: ContextId, status: ExecutionStatus) -> Arc<ExecutionState<T>> {
-        Arc::clone(
-            self.states
-                .write()
-                .entry(id)
-                .or_insert_with(|| Arc::new(ExecutionState::new().with_status(status))),
-        )
+        let fresh = || match status {
+            ExecutionStatus::Executing => Arc::clone(&self.executing),
+            _ => Arc::new(ExecutionState::new().with_status(status)),
+        };
+        Arc::clone(self.states.write().entry(id).or_insert_with(fresh))
     }
 
     /// The current state of `id`, if it is live.
@@ -163,6 +168,7 @@ impl<T> fmt::Debug for ExecutionStateManager<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::results::ResultSet;
     use ExecutionStatus::*;
 
     #[test]
@@ -184,6 +190,28 @@ mod tests {
             assert!(m.transition(id, to).is_err(), "{to}");
         }
         assert_eq!(m.state(id).unwrap().status(), Finished);
+    }
+
+    #[test]
+    fn executing_contexts_share_one_state_until_each_settles() {
+        let m = ExecutionStateManager::<u8>::new();
+        let (a, b) = (ContextId::from(1), ContextId::from(2));
+        let (sa, sb) = (m.insert_as(a, Executing), m.insert_as(b, Executing));
+        assert!(Arc::ptr_eq(&sa, &sb));
+        let settled = m
+            .update(a, |_| {
+                ExecutionState::settled(
+                    Finished,
+                    Vec::new(),
+                    ResultSet::from_entries(vec![("t".into(), 3)]),
+                )
+            })
+            .unwrap();
+        assert_eq!(settled.results().get("t"), Some(&3));
+        assert_eq!(m.state(b).unwrap().status(), Executing);
+        assert!(m.state(b).unwrap().results().is_empty());
+        assert_eq!(sa.status(), Executing, "the shared state never changes");
+        assert_eq!(m.insert_as(ContextId::from(3), Pending).status(), Pending);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and cancel that can halt them.
 
 use super::trace::StepSpan;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::outcome::Outcome;
@@ -36,10 +36,11 @@ pub(crate) enum Halt {
 
 /// Everything a task's job needs, shared by all jobs of one step run.
 ///
-/// It is `'static` (owned and `Arc`'d) because groups that do not run on the
-/// caller's thread are spawned, not scoped: the caller must be free to
-/// dispatch every group before it waits on any, and to return at a deadline
-/// while a stuck task still runs.
+/// It is `'static` (owned, and `Arc`'d when shared) because groups that do
+/// not run on the caller's thread are spawned, not scoped: the caller must
+/// be free to dispatch every group before it waits on any, and to return at
+/// a deadline while a stuck task still runs. The walking thread holds it
+/// as a [`Lent`], which makes that `Arc` only for a step that needs one.
 ///
 /// What every step of a run shares sits in one [`RunShared`], reached
 /// through `Deref` (`run.input`, `run.clock`): a step takes one reference
@@ -110,6 +111,64 @@ impl<T> std::ops::Deref for StepRun<T> {
 
     fn deref(&self) -> &RunShared<T> {
         &self.shared
+    }
+}
+
+impl<T> Clone for StepRun<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            step: Arc::clone(&self.step),
+            context: self.context,
+            tasks: Arc::clone(&self.tasks),
+            names: Arc::clone(&self.names),
+            previous: self.previous.clone(),
+            deadline: self.deadline,
+            span: self.span.clone(),
+            hooks: self.hooks.clone(),
+        }
+    }
+}
+
+/// A step run as the thread that walks it holds it: borrowed, and put
+/// behind an `Arc` only when some group must outlive the borrow (one handed
+/// to a pool, a thread or a custom executor, or one with retries due
+/// later). A step whose every task runs on the walking thread, or is joined
+/// there, allocates nothing for its run.
+pub(crate) struct Lent<'a, T> {
+    run: &'a StepRun<T>,
+    pub(super) shared: OnceLock<Arc<StepRun<T>>>,
+}
+
+impl<'a, T> Lent<'a, T> {
+    /// `run`, to be shared by a copy when it must be.
+    pub(crate) fn new(run: &'a StepRun<T>) -> Self {
+        Self {
+            run,
+            shared: OnceLock::new(),
+        }
+    }
+
+    /// A run that is already shared: it is shared as it is.
+    pub(crate) fn of(run: &'a Arc<StepRun<T>>) -> Self {
+        Self {
+            run,
+            shared: OnceLock::from(Arc::clone(run)),
+        }
+    }
+
+    /// The run behind an `Arc`, made the first time it is asked for; every
+    /// group of the step shares that one.
+    pub(crate) fn shared(&self) -> &Arc<StepRun<T>> {
+        self.shared.get_or_init(|| Arc::new(self.run.clone()))
+    }
+}
+
+impl<T> std::ops::Deref for Lent<'_, T> {
+    type Target = StepRun<T>;
+
+    fn deref(&self) -> &StepRun<T> {
+        self.run
     }
 }
 
