@@ -167,18 +167,18 @@ fn execute<T: Send + Sync + 'static>(
     processor: &mut (impl Intake<T> + Send),
 ) -> Option<Halt> {
     let watched = run.deadline.is_some() || run.cancel.is_some();
-    let mut groups = plan.groups;
-    let here = groups
-        .iter()
-        .enumerate()
-        .filter(|(_, g)| match g.dispatch {
-            Dispatch::Inline => true,
-            Dispatch::Pool(_) | Dispatch::Global => !watched,
-            Dispatch::ThreadPerTask | Dispatch::Custom(_) => false,
-        })
-        .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
-        .map(|(i, _)| i);
-    let local = here.map(|i| groups.swap_remove(i));
+    let (local, groups) = plan.split(|groups| {
+        groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| match g.dispatch {
+                Dispatch::Inline => true,
+                Dispatch::Pool(_) | Dispatch::Global => !watched,
+                Dispatch::ThreadPerTask | Dispatch::Custom(_) => false,
+            })
+            .max_by_key(|(i, g)| (g.dispatch.affinity(), *i))
+            .map(|(i, _)| i)
+    });
     let joins_pool = local
         .as_ref()
         .is_some_and(|g| matches!(g.dispatch, Dispatch::Pool(_) | Dispatch::Global));
@@ -637,7 +637,7 @@ mod tests {
         ];
         let run = step_run(tasks);
         let plan = plan(&run);
-        assert_eq!(plan.groups.len(), 3);
+        assert_eq!(plan.groups().len(), 3);
         let out = ExecutionCoordinator::run(run, plan, &EvaluationStrategy::AllMustSucceed, Vec::new());
         assert_eq!(out.results.values().copied().collect::<Vec<_>>(), [11, 12, 13]);
         assert!(out.evaluation.success);

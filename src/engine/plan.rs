@@ -80,41 +80,75 @@ pub(crate) struct PlanGroup {
 
 /// A step's tasks grouped by executor config, in the order each config
 /// first appears among the tasks.
-pub(crate) struct ExecutionPlan {
-    pub(crate) groups: Vec<PlanGroup>,
+pub(crate) enum ExecutionPlan {
+    /// Every task on one executor, the common case: a plan that allocates
+    /// nothing, which a chain of small steps makes once per step.
+    Uniform(PlanGroup),
+    /// Any number of groups (none for a step without tasks).
+    Mixed(Vec<PlanGroup>),
 }
 
 impl ExecutionPlan {
+    /// The groups, in plan order.
+    pub(crate) fn groups(&self) -> &[PlanGroup] {
+        match self {
+            Self::Uniform(group) => std::slice::from_ref(group),
+            Self::Mixed(groups) => groups,
+        }
+    }
+
     /// `(config, task indices)` per group, in plan order.
     #[cfg(test)]
-    pub(crate) fn groups(&self) -> impl ExactSizeIterator<Item = (&ExecutorConfig, Vec<usize>)> + '_ {
-        self.groups.iter().map(|g| (&g.config, g.tasks.to_vec()))
+    pub(crate) fn listed(&self) -> impl ExactSizeIterator<Item = (&ExecutorConfig, Vec<usize>)> + '_ {
+        self.groups().iter().map(|g| (&g.config, g.tasks.to_vec()))
+    }
+
+    /// Takes out the group at the index `pick` chooses, if it chooses one,
+    /// and hands back the others.
+    pub(crate) fn split(
+        self,
+        pick: impl FnOnce(&[PlanGroup]) -> Option<usize>,
+    ) -> (Option<PlanGroup>, Vec<PlanGroup>) {
+        match self {
+            Self::Uniform(group) => match pick(std::slice::from_ref(&group)) {
+                Some(_) => (Some(group), Vec::new()),
+                None => (None, vec![group]),
+            },
+            Self::Mixed(mut groups) => {
+                let picked = pick(&groups).map(|i| groups.swap_remove(i));
+                (picked, groups)
+            }
+        }
     }
 
     /// The plan without the tasks `done` marks: what is left of a step
     /// resumed after some of its tasks succeeded. Groups left empty go.
-    pub(crate) fn without(mut self, done: &[bool]) -> Self {
+    pub(crate) fn without(self, done: &[bool]) -> Self {
         if !done.contains(&true) {
             return self;
         }
-        for group in &mut self.groups {
+        let mut groups = match self {
+            Self::Uniform(group) => vec![group],
+            Self::Mixed(groups) => groups,
+        };
+        for group in &mut groups {
             let left: Vec<usize> = group.tasks.to_vec().into_iter().filter(|&i| !done[i]).collect();
             group.tasks = TaskIndices::List(left);
         }
-        self.groups.retain(|g| g.tasks.len() > 0);
-        self
+        groups.retain(|g| g.tasks.len() > 0);
+        Self::Mixed(groups)
     }
 
     /// The configs of the groups, in plan order.
     pub(crate) fn configs(&self) -> Vec<ExecutorConfig> {
-        self.groups.iter().map(|g| g.config.clone()).collect()
+        self.groups().iter().map(|g| g.config.clone()).collect()
     }
 }
 
 impl fmt::Debug for ExecutionPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.groups.iter().map(|g| (&g.config, &g.tasks)))
+            .entries(self.groups().iter().map(|g| (&g.config, &g.tasks)))
             .finish()
     }
 }
@@ -222,7 +256,7 @@ impl ExecutorFactory {
     pub(crate) fn plan<T>(&self, step: &Step<T>) -> Result<ExecutionPlan, BuildError> {
         let tasks = &step.tasks;
         let Some(first) = tasks.first() else {
-            return Ok(ExecutionPlan { groups: Vec::new() });
+            return Ok(ExecutionPlan::Mixed(Vec::new()));
         };
         let site = |i: usize| {
             move || ExecutorSite::Task {
@@ -234,13 +268,11 @@ impl ExecutorFactory {
         if step.uniform {
             let config = self.config_for(first, &step.name)?;
             let dispatch = self.dispatch(&config, site(0))?;
-            return Ok(ExecutionPlan {
-                groups: vec![PlanGroup {
-                    config,
-                    dispatch,
-                    tasks: TaskIndices::Range(0..tasks.len()),
-                }],
-            });
+            return Ok(ExecutionPlan::Uniform(PlanGroup {
+                config,
+                dispatch,
+                tasks: TaskIndices::Range(0..tasks.len()),
+            }));
         }
         let mut groups: Vec<(ExecutorConfig, Vec<usize>)> = Vec::new();
         let mut last: Option<(&ExecutorRef, usize)> = None;
@@ -272,7 +304,7 @@ impl ExecutorFactory {
                 })
             })
             .collect::<Result<_, BuildError>>()?;
-        Ok(ExecutionPlan { groups })
+        Ok(ExecutionPlan::Mixed(groups))
     }
 
     pub(crate) fn dispatch(
@@ -339,7 +371,7 @@ mod tests {
             ],
         );
         let plan = f.plan(&step).unwrap();
-        let groups: Vec<_> = plan.groups().map(|(c, i)| (c.clone(), i)).collect();
+        let groups: Vec<_> = plan.listed().map(|(c, i)| (c.clone(), i)).collect();
         assert_eq!(
             groups,
             vec![
@@ -358,11 +390,11 @@ mod tests {
         let step = Step::new("s", [task("a").on("cpu")]);
         let p1 = f.plan(&step).unwrap();
         let p2 = f.plan(&step).unwrap();
-        match (&p1.groups[0].dispatch, &p2.groups[0].dispatch) {
+        match (&p1.groups()[0].dispatch, &p2.groups()[0].dispatch) {
             (Dispatch::Pool(a), Dispatch::Pool(b)) => assert!(Arc::ptr_eq(a, b)),
             _ => panic!("expected pools"),
         }
-        assert_eq!(p1.groups[0].tasks, TaskIndices::Range(0..1));
+        assert_eq!(p1.groups()[0].tasks, TaskIndices::Range(0..1));
     }
 
     #[test]

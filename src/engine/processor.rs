@@ -341,7 +341,11 @@ impl<T> ResultProcessor<T> {
         // Every task that reported has a value or a failure, never both,
         // and `settle` made every other task report a failure.
         let succeeded = values.len() - failures.len();
-        let errors = failures.into_iter().map(|(_, failure)| *failure).collect();
+        let errors = if failures.is_empty() {
+            Vec::new()
+        } else {
+            failures.into_iter().map(|(_, failure)| *failure).collect()
+        };
         let tally = Tally::new(&ok);
         let (mut evaluation, rule_panic) = match unwind::catch(|| strategy.evaluate(&tally)) {
             Ok(evaluation) => (evaluation, None),
