@@ -32,6 +32,11 @@
 //! - `tasks_10k/baseline_par_iter`: the same 10,000 no-op calls as the
 //!   `par_iter` a rayon user would write, each under `catch_unwind` and
 //!   collected in order, as conveyor keeps its outcomes.
+//! - `tasks_10k/baseline_par_iter_boxed`: the same, over 10,000 distinct
+//!   closures behind `Box<dyn Fn>`, as a rayon user holding a list of
+//!   tasks would run them. It makes the one dynamic call per task that
+//!   conveyor makes too, which `baseline_par_iter` (a loop the compiler
+//!   sees through) does not.
 //! - `fan_out_100`: one task, 100 tasks reading its result, one task
 //!   summing theirs, all on the pool, against the same three phases as one
 //!   `install` with a `par_iter` in the middle.
@@ -45,6 +50,7 @@
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use conveyor::{ExecutorConfig, Pipeline, PipelineExecutor, RunOptions, Task};
@@ -132,6 +138,19 @@ fn tasks_10k(c: &mut Criterion) {
                 (0..TASKS)
                     .into_par_iter()
                     .map(|i| std::panic::catch_unwind(|| black_box(i as u64)).ok())
+                    .collect::<Vec<_>>()
+            })
+        });
+    });
+    let boxed: Vec<Box<dyn Fn(u64) -> u64 + Send + Sync>> = (0..TASKS as u64)
+        .map(|i| Box::new(move |x: u64| x + i) as Box<dyn Fn(u64) -> u64 + Send + Sync>)
+        .collect();
+    group.bench_function("baseline_par_iter_boxed", |b| {
+        b.iter(|| {
+            pool.install(|| {
+                boxed
+                    .par_iter()
+                    .map(|task| std::panic::catch_unwind(AssertUnwindSafe(|| task(black_box(0)))).ok())
                     .collect::<Vec<_>>()
             })
         });

@@ -585,7 +585,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         // code cannot panic through the walk (it runs under
         // `catch_unwind`), but a bug in the engine must not leak states
         // either, so the panic is resumed only after the cleanup.
-        self.core.states.remove(chain.iter().map(ExecutionContext::id));
+        self.core.states.remove(chain.ids());
         let walked = match walked {
             Ok(walked) => walked,
             Err(panic) => std::panic::resume_unwind(panic),

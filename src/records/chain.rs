@@ -108,6 +108,12 @@ impl<T> ExecutionChain<T> {
         self.nodes.reserve(contexts);
     }
 
+    /// The ids of every context, in no particular order: cheaper than
+    /// walking the links when the order does not matter.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = ContextId> + '_ {
+        self.nodes.keys().copied()
+    }
+
     pub(crate) fn get_mut(&mut self, id: ContextId) -> Option<&mut ExecutionContext<T>> {
         self.nodes.get_mut(&id).map(|n| &mut n.context)
     }
