@@ -655,7 +655,7 @@ mod tests {
         let mut processor = ResultProcessor::new(2);
         assert_eq!(execute(&lent, plan(&inline), &mut processor), None);
         assert!(processor.complete());
-        assert!(lent.shared.get().is_none(), "an inline step copies nothing");
+        assert!(lent.copy.get().is_none(), "an inline step copies nothing");
 
         let mixed = step_run(vec![
             Task::from_fn("pool", |c| Ok(*c.input())).executor(ExecutorConfig::pool(1)),
@@ -667,7 +667,7 @@ mod tests {
         assert_eq!(execute(&lent, plan(&mixed), &mut processor), None);
         assert!(processor.complete());
         // Both groups that left share one copy, and let go of it when done.
-        let shared = lent.shared.get().expect("the run was shared");
+        let shared = lent.copy.get().expect("the run was shared");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Arc::strong_count(shared) > 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));

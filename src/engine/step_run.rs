@@ -137,7 +137,9 @@ impl<T> Clone for StepRun<T> {
 /// there, allocates nothing for its run.
 pub(crate) struct Lent<'a, T> {
     run: &'a StepRun<T>,
-    pub(super) shared: OnceLock<Arc<StepRun<T>>>,
+    /// The `Arc`'d copy, once made; named apart from the run's own
+    /// `shared`, which `Deref` reaches.
+    pub(super) copy: OnceLock<Arc<StepRun<T>>>,
 }
 
 impl<'a, T> Lent<'a, T> {
@@ -145,7 +147,7 @@ impl<'a, T> Lent<'a, T> {
     pub(crate) fn new(run: &'a StepRun<T>) -> Self {
         Self {
             run,
-            shared: OnceLock::new(),
+            copy: OnceLock::new(),
         }
     }
 
@@ -153,14 +155,14 @@ impl<'a, T> Lent<'a, T> {
     pub(crate) fn of(run: &'a Arc<StepRun<T>>) -> Self {
         Self {
             run,
-            shared: OnceLock::from(Arc::clone(run)),
+            copy: OnceLock::from(Arc::clone(run)),
         }
     }
 
     /// The run behind an `Arc`, made the first time it is asked for; every
     /// group of the step shares that one.
     pub(crate) fn shared(&self) -> &Arc<StepRun<T>> {
-        self.shared.get_or_init(|| Arc::new(self.run.clone()))
+        self.copy.get_or_init(|| Arc::new(self.run.clone()))
     }
 }
 
