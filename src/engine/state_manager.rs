@@ -8,6 +8,7 @@ use parking_lot::RwLock;
 use crate::error::RunError;
 use crate::ids::{ContextId, IdMap};
 use crate::records::state::ExecutionState;
+#[cfg(test)]
 use crate::status::ExecutionStatus;
 
 /// The current state of each live context, behind one `parking_lot` RwLock.
@@ -15,7 +16,8 @@ use crate::status::ExecutionStatus;
 /// States are immutable: an update builds a new state and swaps the `Arc`, so
 /// a reader on another thread holds the lock only for a map lookup and an
 /// `Arc` clone. No guard is ever held while tasks run. Only legal
-/// transitions are accepted (see [`ExecutionStatus::can_transition_to`]).
+/// transitions are accepted (see
+/// [`ExecutionStatus::can_transition_to`](crate::ExecutionStatus::can_transition_to)).
 ///
 /// Entries are removed when their run ends, so memory stays bounded however
 /// many runs go through one executor; the final states live on in the
@@ -36,11 +38,6 @@ use crate::status::ExecutionStatus;
 /// ```
 pub struct ExecutionStateManager<T> {
     states: RwLock<IdMap<Arc<ExecutionState<T>>>>,
-    /// The state every step's context starts in (executing, no errors, no
-    /// results), shared by all of them: states are immutable, so one
-    /// `Arc` serves every context until its own settled state replaces it,
-    /// and starting a step allocates nothing.
-    executing: Arc<ExecutionState<T>>,
 }
 
 impl<T> ExecutionStateManager<T> {
@@ -49,7 +46,6 @@ impl<T> ExecutionStateManager<T> {
     pub(crate) fn new() -> Self {
         Self {
             states: RwLock::new(IdMap::default()),
-            executing: Arc::new(ExecutionState::new().with_status(ExecutionStatus::Executing)),
         }
     }
 
@@ -57,21 +53,22 @@ impl<T> ExecutionStateManager<T> {
     /// left as it is.
     #[cfg(test)]
     pub(crate) fn insert(&self, id: ContextId) -> Arc<ExecutionState<T>> {
-        self.insert_as(id, ExecutionStatus::Pending)
+        self.insert_as(id, &Arc::new(ExecutionState::new()))
     }
 
-    /// Registers `id` with a new state of `status` and returns it. An
-    /// existing entry is left as it is.
+    /// Registers `id` in `state` and returns it. An existing entry is left
+    /// as it is.
     ///
     /// A step's context enters the map already executing: its pending
     /// moment, between two lines of the engine, is told to observers but
-    /// never stored, which saves a write lock and a state per step.
-    pub(crate) fn insert_as(&self, id: ContextId, status: ExecutionStatus) -> Arc<ExecutionState<T>> {
-        let fresh = || match status {
-            ExecutionStatus::Executing => Arc::clone(&self.executing),
-            _ => Arc::new(ExecutionState::new().with_status(status)),
-        };
-        Arc::clone(self.states.write().entry(id).or_insert_with(fresh))
+    /// never stored, which saves a write lock and a state per step. States
+    /// are immutable, so every context of a run starts in one shared
+    /// executing state until its own settled state replaces it, and
+    /// starting a step allocates nothing. That state is the run's, not the
+    /// executor's: runs on other threads never count references on one
+    /// shared `Arc`.
+    pub(crate) fn insert_as(&self, id: ContextId, state: &Arc<ExecutionState<T>>) -> Arc<ExecutionState<T>> {
+        Arc::clone(self.states.write().entry(id).or_insert_with(|| Arc::clone(state)))
     }
 
     /// The current state of `id`, if it is live.
@@ -193,10 +190,11 @@ mod tests {
     }
 
     #[test]
-    fn executing_contexts_share_one_state_until_each_settles() {
+    fn contexts_that_start_in_one_state_settle_apart() {
         let m = ExecutionStateManager::<u8>::new();
         let (a, b) = (ContextId::from(1), ContextId::from(2));
-        let (sa, sb) = (m.insert_as(a, Executing), m.insert_as(b, Executing));
+        let executing = Arc::new(ExecutionState::new().with_status(Executing));
+        let (sa, sb) = (m.insert_as(a, &executing), m.insert_as(b, &executing));
         assert!(Arc::ptr_eq(&sa, &sb));
         let settled = m
             .update(a, |_| {
@@ -210,8 +208,11 @@ mod tests {
         assert_eq!(settled.results().get("t"), Some(&3));
         assert_eq!(m.state(b).unwrap().status(), Executing);
         assert!(m.state(b).unwrap().results().is_empty());
-        assert_eq!(sa.status(), Executing, "the shared state never changes");
-        assert_eq!(m.insert_as(ContextId::from(3), Pending).status(), Pending);
+        assert_eq!(executing.status(), Executing, "the shared state never changes");
+        assert!(
+            Arc::ptr_eq(&m.insert_as(b, &Arc::new(ExecutionState::new())), &sb),
+            "an entry stays"
+        );
     }
 
     #[test]

@@ -354,6 +354,7 @@ fn spawn_walk<T: Send + Sync + 'static>(
             remote: None,
             board: Some(&board),
             shared: std::sync::OnceLock::new(),
+            executing: std::sync::OnceLock::new(),
         };
         let walked = catch_unwind(AssertUnwindSafe(|| {
             span.in_scope(|| core.walk(&pipeline, &scope, &mut chain, &mut walk, Vec::new()))

@@ -248,6 +248,9 @@ pub(super) struct Scope<'a, T> {
     pub(super) board: Option<&'a Board<T>>,
     /// What every step's `StepRun` shares, built by the first step.
     pub(super) shared: OnceLock<Arc<RunShared<T>>>,
+    /// The state every context of the run starts in, built by the first
+    /// step (see [`ExecutionStateManager::insert_as`]).
+    pub(super) executing: OnceLock<Arc<ExecutionState<T>>>,
 }
 
 /// Where a walk is: all it carries from one step to the next, so that
@@ -482,6 +485,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             remote,
             board: None,
             shared: OnceLock::new(),
+            executing: OnceLock::new(),
         };
         let pipeline_event = |status| PipelineEvent {
             run: scope.run,
@@ -832,6 +836,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             remote: None,
             board: None,
             shared: OnceLock::new(),
+            executing: OnceLock::new(),
         };
         let mut walk = Walk {
             previous,
@@ -923,7 +928,10 @@ impl<T: Send + Sync + 'static> Core<T> {
         restored: Vec<Outcome<T>>,
     ) -> Result<Option<StepEnd>, RunError> {
         let id = ContextId::next();
-        let state = self.states.insert_as(id, ExecutionStatus::Executing);
+        let executing = scope
+            .executing
+            .get_or_init(|| Arc::new(ExecutionState::new().with_status(ExecutionStatus::Executing)));
+        let state = self.states.insert_as(id, executing);
         let context = ExecutionContext {
             id,
             pipeline: Arc::clone(scope.pipeline),
