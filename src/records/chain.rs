@@ -8,20 +8,29 @@ use crate::records::context::ExecutionContext;
 
 struct Node<T> {
     context: ExecutionContext<T>,
-    prev: Option<ContextId>,
-    next: Option<ContextId>,
+    /// Positions in the chain's node list, not ids: following a link
+    /// costs an index, not a lookup.
+    prev: Option<usize>,
+    next: Option<usize>,
 }
 
-/// A doubly linked list of contexts, linked by id.
+/// A doubly linked list of contexts.
 ///
 /// It replaces the original's `previous_context`/`next_context` pointers:
 /// forward iteration from any context, backward iteration, head and tail in
 /// O(1), lookup by id, and [`filter_by_event`](Self::filter_by_event), which
 /// in the original compared a class with a string and always came back empty.
+///
+/// The contexts sit in one list in the order they were linked, each with
+/// the positions of its neighbours, and a map finds a context's position
+/// by id. A run links its contexts one after another, so linking one moves
+/// it once, into the end of the list, the latest one is found without the
+/// map, and dropping a run's chain walks one list.
 pub struct ExecutionChain<T> {
-    nodes: IdMap<Node<T>>,
-    head: Option<ContextId>,
-    tail: Option<ContextId>,
+    nodes: Vec<Node<T>>,
+    index: IdMap<usize>,
+    head: Option<usize>,
+    tail: Option<usize>,
 }
 
 impl<T> ExecutionChain<T> {
@@ -35,7 +44,8 @@ impl<T> ExecutionChain<T> {
     #[must_use]
     pub fn with_capacity(contexts: usize) -> Self {
         Self {
-            nodes: IdMap::with_capacity_and_hasher(contexts, Default::default()),
+            nodes: Vec::with_capacity(contexts),
+            index: IdMap::with_capacity_and_hasher(contexts, Default::default()),
             head: None,
             tail: None,
         }
@@ -47,7 +57,7 @@ impl<T> ExecutionChain<T> {
     /// [`RunError::DuplicateContext`] when a context with the same id is
     /// already linked.
     pub fn push(&mut self, context: ExecutionContext<T>) -> Result<(), RunError> {
-        let tail = self.tail;
+        let tail = self.tail.map(|t| self.nodes[t].context.id);
         self.insert_after(tail, context)
     }
 
@@ -64,82 +74,84 @@ impl<T> ExecutionChain<T> {
         context: ExecutionContext<T>,
     ) -> Result<(), RunError> {
         let id = context.id;
-        if self.nodes.contains_key(&id) {
+        let prev = match previous {
+            Some(p) => Some(self.slot(p).ok_or(RunError::UnknownContext { context: p })?),
+            None => None,
+        };
+        let std::collections::hash_map::Entry::Vacant(entry) = self.index.entry(id) else {
             return Err(RunError::DuplicateContext { context: id });
-        }
-        let next = match previous {
-            Some(p) => {
-                let node = self
-                    .nodes
-                    .get_mut(&p)
-                    .ok_or(RunError::UnknownContext { context: p })?;
-                node.next.replace(id)
-            }
-            None => self.head.replace(id),
+        };
+        let slot = self.nodes.len();
+        entry.insert(slot);
+        let next = match prev {
+            Some(p) => self.nodes[p].next.replace(slot),
+            None => self.head.replace(slot),
         };
         match next {
-            Some(n) => {
-                if let Some(node) = self.nodes.get_mut(&n) {
-                    node.prev = Some(id);
-                }
-            }
-            None => self.tail = Some(id),
+            Some(n) => self.nodes[n].prev = Some(slot),
+            None => self.tail = Some(slot),
         }
-        self.nodes.insert(
-            id,
-            Node {
-                context,
-                prev: previous,
-                next,
-            },
-        );
+        self.nodes.push(Node { context, prev, next });
         Ok(())
+    }
+
+    /// Where the context with this id sits in the node list. The latest
+    /// one linked, which a running step reads and updates, is found
+    /// without the map.
+    fn slot(&self, id: ContextId) -> Option<usize> {
+        match self.nodes.last() {
+            Some(last) if last.context.id == id => Some(self.nodes.len() - 1),
+            _ => self.index.get(&id).copied(),
+        }
     }
 
     /// The context with this id.
     #[must_use]
     pub fn get(&self, id: ContextId) -> Option<&ExecutionContext<T>> {
-        self.nodes.get(&id).map(|n| &n.context)
+        self.slot(id).map(|s| &self.nodes[s].context)
     }
 
     /// Makes room for `contexts` more contexts, so that a run of many
-    /// steps does not move every node it linked each time the map grows.
+    /// steps does not move every node it linked each time the list grows.
     pub(crate) fn reserve(&mut self, contexts: usize) {
         self.nodes.reserve(contexts);
+        self.index.reserve(contexts);
     }
 
     /// The ids of every context, in no particular order: cheaper than
     /// walking the links when the order does not matter.
     pub(crate) fn ids(&self) -> impl Iterator<Item = ContextId> + '_ {
-        self.nodes.keys().copied()
+        self.nodes.iter().map(|n| n.context.id)
     }
 
     pub(crate) fn get_mut(&mut self, id: ContextId) -> Option<&mut ExecutionContext<T>> {
-        self.nodes.get_mut(&id).map(|n| &mut n.context)
+        self.slot(id).map(|s| &mut self.nodes[s].context)
     }
 
     /// The first context.
     #[must_use]
     pub fn head(&self) -> Option<&ExecutionContext<T>> {
-        self.head.and_then(|id| self.get(id))
+        self.head.map(|h| &self.nodes[h].context)
     }
 
     /// The latest context.
     #[must_use]
     pub fn tail(&self) -> Option<&ExecutionContext<T>> {
-        self.tail.and_then(|id| self.get(id))
+        self.tail.map(|t| &self.nodes[t].context)
     }
 
     /// The context after `id`.
     #[must_use]
     pub fn next(&self, id: ContextId) -> Option<&ExecutionContext<T>> {
-        self.nodes.get(&id)?.next.and_then(|n| self.get(n))
+        let next = self.nodes[self.slot(id)?].next?;
+        Some(&self.nodes[next].context)
     }
 
     /// The context before `id`.
     #[must_use]
     pub fn previous(&self, id: ContextId) -> Option<&ExecutionContext<T>> {
-        self.nodes.get(&id)?.prev.and_then(|p| self.get(p))
+        let prev = self.nodes[self.slot(id)?].prev?;
+        Some(&self.nodes[prev].context)
     }
 
     /// All contexts from head to tail.
@@ -155,7 +167,7 @@ impl<T> ExecutionChain<T> {
     pub fn iter_from(&self, id: ContextId) -> Iter<'_, T> {
         Iter {
             chain: self,
-            at: self.nodes.contains_key(&id).then_some(id),
+            at: self.slot(id),
             forward: true,
         }
     }
@@ -202,17 +214,13 @@ impl<T> Clone for ExecutionChain<T> {
             nodes: self
                 .nodes
                 .iter()
-                .map(|(id, n)| {
-                    (
-                        *id,
-                        Node {
-                            context: n.context.clone(),
-                            prev: n.prev,
-                            next: n.next,
-                        },
-                    )
+                .map(|n| Node {
+                    context: n.context.clone(),
+                    prev: n.prev,
+                    next: n.next,
                 })
                 .collect(),
+            index: self.index.clone(),
             head: self.head,
             tail: self.tail,
         }
@@ -228,7 +236,7 @@ impl<T: fmt::Debug> fmt::Debug for ExecutionChain<T> {
 /// Iterator over an [`ExecutionChain`], following its links.
 pub struct Iter<'a, T> {
     chain: &'a ExecutionChain<T>,
-    at: Option<ContextId>,
+    at: Option<usize>,
     forward: bool,
 }
 
@@ -236,7 +244,7 @@ impl<'a, T> Iterator for Iter<'a, T> {
     type Item = &'a ExecutionContext<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let node = self.chain.nodes.get(&self.at?)?;
+        let node = &self.chain.nodes[self.at?];
         self.at = if self.forward { node.next } else { node.prev };
         Some(&node.context)
     }
@@ -245,7 +253,7 @@ impl<'a, T> Iterator for Iter<'a, T> {
 impl<T> fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
-            .field("at", &self.at)
+            .field("at", &self.at.map(|s| self.chain.nodes[s].context.id))
             .field("forward", &self.forward)
             .finish()
     }
@@ -320,6 +328,31 @@ mod tests {
             Err(RunError::DuplicateContext { .. })
         ));
         assert_eq!(chain.len(), 4);
+    }
+
+    #[test]
+    fn lookups_and_copies_follow_the_links_not_the_order_of_linking() {
+        let mut chain = ExecutionChain::new();
+        for i in [1, 4] {
+            chain.push(ctx(i, &[])).unwrap();
+        }
+        chain.insert_after(Some(ContextId::from(1)), ctx(2, &[])).unwrap();
+        chain.insert_after(Some(ContextId::from(2)), ctx(3, &[])).unwrap();
+        for i in 1..=4 {
+            assert_eq!(chain.get(ContextId::from(i)).unwrap().id().get(), i);
+        }
+        chain.get_mut(ContextId::from(4)).unwrap().evaluation = None;
+        assert!(chain.get(ContextId::from(5)).is_none());
+        assert_eq!(chain.tail().unwrap().id().get(), 4);
+        assert_eq!(chain.next(ContextId::from(3)).unwrap().id().get(), 4);
+        assert_eq!(chain.previous(ContextId::from(4)).unwrap().id().get(), 3);
+        assert!(chain.iter_from(ContextId::from(9)).next().is_none());
+        let copy = chain.clone();
+        assert_eq!(ids(copy.iter()), vec![1, 2, 3, 4]);
+        assert_eq!(ids(copy.iter_back()), vec![4, 3, 2, 1]);
+        let mut ids_any: Vec<u64> = chain.ids().map(ContextId::get).collect();
+        ids_any.sort_unstable();
+        assert_eq!(ids_any, vec![1, 2, 3, 4]);
     }
 
     #[test]
