@@ -75,7 +75,14 @@ impl<T> ExecutionChain<T> {
     ) -> Result<(), RunError> {
         let id = context.id;
         let prev = match previous {
-            Some(p) => Some(self.slot(p).ok_or(RunError::UnknownContext { context: p })?),
+            Some(p) => match self.slot(p) {
+                Some(slot) => Some(slot),
+                // A context already linked is the first thing wrong.
+                None if self.index.contains_key(&id) => {
+                    return Err(RunError::DuplicateContext { context: id });
+                }
+                None => return Err(RunError::UnknownContext { context: p }),
+            },
             None => None,
         };
         let std::collections::hash_map::Entry::Vacant(entry) = self.index.entry(id) else {
@@ -325,6 +332,10 @@ mod tests {
         assert!(matches!(err, RunError::UnknownContext { .. }));
         assert!(matches!(
             chain.push(ctx(2, &[])),
+            Err(RunError::DuplicateContext { .. })
+        ));
+        assert!(matches!(
+            chain.insert_after(Some(ContextId::from(9)), ctx(2, &[])),
             Err(RunError::DuplicateContext { .. })
         ));
         assert_eq!(chain.len(), 4);
