@@ -216,6 +216,70 @@ fn a_cancel_returns_promptly_while_a_task_is_stuck() {
     });
 }
 
+/// A run that returns at its cancel while tasks are stuck on a pool, a
+/// thread of their own and a custom executor: the stuck tasks keep what
+/// they read (the run's input) alive, and let it go once they return, so a
+/// long job that cancels runs leaks nothing.
+#[test]
+fn a_cancelled_runs_stuck_tasks_let_go_of_its_input_when_they_return() {
+    common::within(common::BOUND, || {
+        let (release, wait) = bounded::<()>(0);
+        let (started_tx, started) = bounded::<()>(3);
+        let stuck_on = |name: &str, config: ExecutorConfig| {
+            let (wait, started_tx) = (wait.clone(), started_tx.clone());
+            Task::from_fn(name, move |c: &conveyor::TaskContext<'_, Arc<Vec<u8>>>| {
+                let _ = started_tx.send(());
+                let _ = wait.recv_timeout(STUCK);
+                Ok(Arc::new(vec![c.input().len() as u8]))
+            })
+            .executor(config)
+        };
+        let executor = PipelineExecutor::builder()
+            .custom_executor("threads", OneThread::new())
+            .build()
+            .unwrap();
+        let p = Pipeline::builder("leak")
+            .step([
+                stuck_on("pool", ExecutorConfig::pool(1)),
+                stuck_on("thread", ExecutorConfig::ThreadPerTask),
+                stuck_on("custom", ExecutorConfig::custom("threads")),
+                Task::from_fn("inline", |_| Ok(Arc::new(Vec::new()))),
+            ])
+            .build()
+            .unwrap();
+        let input = Arc::new(vec![0_u8; 1 << 20]);
+        let watched = Arc::downgrade(&input);
+        let token = CancelToken::new();
+        let remote = token.clone();
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                let _ = started.recv_timeout(PROMPT);
+            }
+            remote.cancel();
+        });
+        let begun = Instant::now();
+        let run = executor
+            .execute_with(&p, input, &RunOptions::new().cancel_token(token))
+            .unwrap();
+        assert!(begun.elapsed() < PROMPT, "{:?}", begun.elapsed());
+        assert_eq!(run.status(), ExecutionStatus::Cancelled);
+        drop(run);
+        assert!(
+            watched.upgrade().is_some(),
+            "the stuck tasks still read the input"
+        );
+        drop(release);
+        let deadline = Instant::now() + PROMPT;
+        while watched.upgrade().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            watched.upgrade().is_none(),
+            "the input outlived every task that read it"
+        );
+    });
+}
+
 /// An outer task on a one-thread pool runs an inner pipeline on another
 /// pool, with a stuck task and a deadline; the inner run must return at its
 /// deadline, not when the stuck task does.
