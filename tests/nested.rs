@@ -74,3 +74,13 @@ fn nested_execute_inline() {
 fn nested_execute_thread_per_task() {
     assert_eq!(nested_on(ExecutorConfig::ThreadPerTask, 3, 3), 3 * 3 * 2);
 }
+
+/// Steps large enough that each worker runs their tasks in runs of
+/// several (see `ResultProcessor::fill_par`), outside and inside: a task
+/// in the middle of an outer run nests a whole chunked round, on the very
+/// pool whose worker is running that outer run.
+#[test]
+fn nested_execute_inside_runs_of_tasks_on_the_same_pool() {
+    assert_eq!(nested_on(ExecutorConfig::pool(2), 300, 300), 300 * 300 * 2);
+    assert_eq!(nested_on(ExecutorConfig::pool(1), 200, 200), 200 * 200 * 2);
+}
