@@ -17,8 +17,8 @@ use crate::error::TaskFailure;
 use crate::model::flow::Directive;
 use crate::model::strategy::{EvaluationResult, EvaluationStrategy, Tally};
 use crate::model::task::Task;
-use crate::records::metrics::Stamp;
-use crate::records::results::ResultSet;
+use crate::records::metrics::{Stamp, StampColumn};
+use crate::records::results::{ResultSet, ValueColumn};
 
 /// A judged step: results and errors in declaration order.
 pub(crate) struct StepOutcome<T> {
@@ -26,7 +26,7 @@ pub(crate) struct StepOutcome<T> {
     pub(crate) errors: Vec<TaskFailure>,
     pub(crate) evaluation: EvaluationResult,
     /// Each task's stamp, in declaration order.
-    pub(crate) stamps: Vec<Stamp>,
+    pub(crate) stamps: StampColumn,
     /// When the step's tasks were handed to their executors.
     pub(crate) queued: Duration,
     /// The switch target picked by the first task (in declaration order)
@@ -60,8 +60,8 @@ pub(crate) struct ResultProcessor<T> {
     expected: usize,
     /// Empty until the first outcome arrives, then one per task; a stamp
     /// whose task reported is marked so.
-    stamps: Vec<Stamp>,
-    values: Vec<Option<T>>,
+    stamps: StampColumn,
+    values: ValueColumn<T>,
     failures: Vec<(usize, Box<TaskFailure>)>,
     directives: Vec<(usize, Directive)>,
     received: usize,
@@ -122,8 +122,8 @@ impl<T> ResultProcessor<T> {
     pub(crate) fn new(expected: usize) -> Self {
         Self {
             expected,
-            stamps: Vec::new(),
-            values: Vec::new(),
+            stamps: StampColumn::new(),
+            values: ValueColumn::new(),
             failures: Vec::new(),
             directives: Vec::new(),
             received: 0,

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::results::Names;
 
+/// One stamp per task of a step, in declaration order; a one-task step
+/// keeps its stamp inline.
+pub(crate) type StampColumn = smallvec::SmallVec<[Stamp; 1]>;
+
 /// The clock of one run: every offset in the run's metrics is measured from
 /// the same instant, so tasks of different steps line up on one timeline.
 ///
@@ -223,7 +227,7 @@ pub(crate) struct TaskStamps {
     /// Whether the tasks' times were measured; when not, each task sits at
     /// `queued` with no length.
     pub(crate) timed: bool,
-    pub(crate) stamps: Vec<Stamp>,
+    pub(crate) stamps: StampColumn,
 }
 
 impl TaskStamps {

@@ -8,6 +8,11 @@ use std::sync::Arc;
 /// its own.
 pub(crate) type Names = Arc<[Arc<str>]>;
 
+/// One slot per task of a step, in declaration order, `None` where the
+/// task has no value. A one-task step, the commonest in long chains,
+/// keeps its slot inline rather than in an allocation of its own.
+pub(crate) type ValueColumn<T> = smallvec::SmallVec<[Option<T>; 1]>;
+
 /// The successful results of one step, in the order its tasks were declared.
 ///
 /// Cloning is cheap: the values sit behind one `Arc`. Tasks that failed
@@ -26,7 +31,7 @@ pub struct ResultSet<T> {
 /// task to count, allocate or move when the step ends.
 struct Columns<T> {
     names: Names,
-    values: Vec<Option<T>>,
+    values: ValueColumn<T>,
     /// How many slots hold a value.
     len: usize,
 }
@@ -39,13 +44,14 @@ impl<T> ResultSet<T> {
     }
 
     pub(crate) fn from_entries(entries: Vec<(Arc<str>, T)>) -> Self {
-        let (names, values): (Vec<_>, Vec<_>) = entries.into_iter().map(|(n, v)| (n, Some(v))).unzip();
+        let (names, values): (Vec<_>, ValueColumn<T>) =
+            entries.into_iter().map(|(n, v)| (n, Some(v))).unzip();
         Self::from_column(names.into(), values)
     }
 
     /// The values of a step whose tasks are `names`: one slot per task,
     /// `None` for a task without a value.
-    pub(crate) fn from_column(names: Names, values: Vec<Option<T>>) -> Self {
+    pub(crate) fn from_column(names: Names, values: ValueColumn<T>) -> Self {
         debug_assert_eq!(names.len(), values.len());
         let len = values.iter().filter(|v| v.is_some()).count();
         Self::counted(names, values, len)
@@ -53,7 +59,7 @@ impl<T> ResultSet<T> {
 
     /// [`from_column`](Self::from_column), where the caller has counted
     /// the `len` slots that hold a value.
-    pub(crate) fn counted(names: Names, values: Vec<Option<T>>, len: usize) -> Self {
+    pub(crate) fn counted(names: Names, values: ValueColumn<T>, len: usize) -> Self {
         debug_assert_eq!(len, values.iter().filter(|v| v.is_some()).count());
         Self {
             columns: (len > 0).then(|| Arc::new(Columns { names, values, len })),
@@ -178,7 +184,7 @@ mod tests {
     #[test]
     fn columns_with_gaps_name_each_value_by_its_position() {
         let names: super::Names = ["a", "b", "c", "d"].into_iter().map(Into::into).collect();
-        let set = ResultSet::from_column(names.clone(), vec![Some(10), None, Some(30), None]);
+        let set = ResultSet::from_column(names.clone(), vec![Some(10), None, Some(30), None].into());
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![("a", &10), ("c", &30)]);
         assert_eq!(set.iter().len(), 2);
         assert_eq!(set.values().len(), 2);
@@ -188,7 +194,7 @@ mod tests {
         let mut iter = set.iter();
         iter.next();
         assert_eq!(iter.len(), 1, "exact size as it goes");
-        let whole = ResultSet::from_column(names.clone(), vec![Some(1), Some(2), Some(3), Some(4)]);
+        let whole = ResultSet::from_column(names.clone(), vec![Some(1), Some(2), Some(3), Some(4)].into());
         assert_eq!(whole.get("d"), Some(&4));
         assert_eq!(
             whole,
@@ -200,9 +206,9 @@ mod tests {
             ])
         );
         assert_ne!(whole, set);
-        let late = ResultSet::from_column(names.clone(), vec![None, None, None, Some(4)]);
+        let late = ResultSet::from_column(names.clone(), vec![None, None, None, Some(4)].into());
         assert_eq!(late.first(), Some(&4));
-        let none = ResultSet::<u8>::from_column(names, vec![None; 4]);
+        let none = ResultSet::<u8>::from_column(names, vec![None; 4].into());
         assert!(none.is_empty());
         assert_eq!(none.iter().len(), 0);
     }
