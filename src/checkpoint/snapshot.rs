@@ -277,7 +277,7 @@ pub fn restore<T>(
             id: ContextId::next(),
             pipeline: Arc::clone(&pipeline.inner.name),
             step: Arc::clone(&step.name),
-            tasks: Arc::clone(&step.tasks),
+            tasks: step.tasks.shared(),
             state: Arc::new(s.state),
             metrics: s.metrics.into(),
             evaluation: s.evaluation,

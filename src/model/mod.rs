@@ -11,3 +11,4 @@ pub(crate) mod retry;
 pub(crate) mod step;
 pub(crate) mod strategy;
 pub(crate) mod task;
+mod task_list;

@@ -227,7 +227,10 @@ impl<T> PipelineBuilder<T> {
     /// - [`BuildError::Cycle`]: edges that loop (loops are not allowed,
     ///   so every run ends);
     /// - [`BuildError::UnreachableStep`]: a step no path leads to.
-    pub fn build(self) -> Result<Pipeline<T>, BuildError> {
+    pub fn build(mut self) -> Result<Pipeline<T>, BuildError> {
+        for step in &mut self.steps {
+            step.seal();
+        }
         let pipeline = &self.name;
         if pipeline.is_empty() {
             return Err(BuildError::EmptyName {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::flow::{Edges, Flow, SWITCHES};
 use super::strategy::EvaluationStrategy;
 use super::task::{ExecutorRef, Task, TaskContext};
+use super::task_list::TaskList;
 use crate::error::TaskError;
 use crate::records::results::Names;
 
@@ -29,13 +30,17 @@ use crate::records::results::Names;
 /// step without a failure branch aborts the run.
 pub struct Step<T> {
     pub(crate) name: Arc<str>,
-    pub(crate) tasks: Arc<[Task<T>]>,
+    pub(crate) tasks: TaskList<T>,
     pub(crate) strategy: EvaluationStrategy,
     pub(crate) edges: Edges,
     pub(crate) timeout: Option<Duration>,
     /// Whether the name follows the tasks (`of`, `step_with`), so adding a
     /// task renames the step.
     named_by_tasks: bool,
+    /// The name of a step named by its tasks while tasks are added one at
+    /// a time, grown in place rather than joined again on every call;
+    /// `name` takes it when the step is sealed.
+    label: Option<String>,
     /// Whether every task names the same executor: kept as the tasks
     /// change, so that planning a step of 10,000 tasks does not compare
     /// 10,000 executor names on every run.
@@ -53,7 +58,7 @@ fn uniform<T>(tasks: &[Task<T>]) -> bool {
 impl<T> Step<T> {
     /// A step named `name` running `tasks`.
     pub fn new(name: impl Into<Arc<str>>, tasks: impl IntoIterator<Item = Task<T>>) -> Self {
-        let tasks: Arc<[Task<T>]> = tasks.into_iter().collect();
+        let tasks: TaskList<T> = tasks.into_iter().collect();
         Self {
             name: name.into(),
             uniform: uniform(&tasks),
@@ -62,6 +67,7 @@ impl<T> Step<T> {
             edges: Edges::default(),
             timeout: None,
             named_by_tasks: false,
+            label: None,
             names: OnceLock::new(),
         }
     }
@@ -96,20 +102,35 @@ impl<T> Step<T> {
         self.with(Task::flow_fn(name, f))
     }
 
-    /// Adds a task built elsewhere. Each call copies the step's task list
-    /// (a few pointers a task); build steps of thousands of tasks with
-    /// [`Step::new`] or [`Step::of`] from an iterator instead.
+    /// Adds a task built elsewhere. Adding tasks one at a time costs the
+    /// same per task as building the step from an iterator: the list and,
+    /// for a step named by its tasks, the name grow in place.
     #[must_use]
     pub fn with(mut self, task: Task<T>) -> Self {
-        let mut tasks: Vec<Task<T>> = self.tasks.iter().cloned().collect();
-        tasks.push(task);
-        self.tasks = tasks.into();
-        self.uniform = uniform(&self.tasks);
-        self.names = OnceLock::new();
+        self.uniform = self.uniform
+            && self
+                .tasks
+                .last()
+                .is_none_or(|last| last.executor == task.executor);
         if self.named_by_tasks {
-            self.name = name_of(&self.tasks).into();
+            let label = self.label.get_or_insert_with(|| self.name.to_string());
+            if !self.tasks.is_empty() {
+                label.push('|');
+            }
+            label.push_str(task.name());
         }
+        self.tasks.push(task);
+        self.names = OnceLock::new();
         self
+    }
+
+    /// Puts the step in the form its runs share: its task list and name
+    /// are each made once, however the step was built.
+    pub(crate) fn seal(&mut self) {
+        self.tasks.seal();
+        if let Some(label) = self.label.take() {
+            self.name = label.into();
+        }
     }
 
     /// Names the step.
@@ -119,6 +140,7 @@ impl<T> Step<T> {
     pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = name.into();
         self.named_by_tasks = false;
+        self.label = None;
         self
     }
 
@@ -144,7 +166,7 @@ impl<T> Step<T> {
     /// A step named after its tasks, joined with `|` (`"stats|hash"`).
     /// Task names are unique in a pipeline, so these names are too.
     pub fn of(tasks: impl IntoIterator<Item = Task<T>>) -> Self {
-        let tasks: Arc<[Task<T>]> = tasks.into_iter().collect();
+        let tasks: TaskList<T> = tasks.into_iter().collect();
         Self {
             name: name_of(&tasks).into(),
             uniform: uniform(&tasks),
@@ -153,6 +175,7 @@ impl<T> Step<T> {
             edges: Edges::default(),
             timeout: None,
             named_by_tasks: true,
+            label: None,
             names: OnceLock::new(),
         }
     }
@@ -250,7 +273,7 @@ impl<T> Step<T> {
     /// The step's name.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.name
+        self.label.as_deref().unwrap_or(&self.name)
     }
 
     /// The step's tasks, in declaration order.
@@ -318,11 +341,12 @@ impl<T> Clone for Step<T> {
     fn clone(&self) -> Self {
         Self {
             name: Arc::clone(&self.name),
-            tasks: Arc::clone(&self.tasks),
+            tasks: self.tasks.clone(),
             strategy: self.strategy.clone(),
             edges: self.edges.clone(),
             timeout: self.timeout,
             named_by_tasks: self.named_by_tasks,
+            label: self.label.clone(),
             uniform: self.uniform,
             names: self.names.clone(),
         }
@@ -332,7 +356,7 @@ impl<T> Clone for Step<T> {
 impl<T> fmt::Debug for Step<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Step")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("tasks", &self.tasks)
             .field("strategy", &self.strategy)
             .field("edges", &self.edges)
