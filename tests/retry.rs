@@ -272,3 +272,62 @@ fn bad_retry_settings_are_typed_errors() {
         );
     }
 }
+
+struct OwnThread;
+
+impl conveyor::CustomExecutor for OwnThread {
+    fn spawn(&self, job: conveyor::Job) {
+        std::thread::spawn(move || job.run());
+    }
+}
+
+/// A backoff longer than an `Instant` can reach (the policy accepts it: it
+/// fits a `Duration`) waits like any long backoff, until the run's
+/// deadline, on every executor: no overflow panic on the task's own
+/// thread, and no retry at once inline.
+#[test]
+fn a_backoff_past_what_an_instant_holds_waits_for_the_deadline_on_every_executor() {
+    for config in [
+        ExecutorConfig::Inline,
+        ExecutorConfig::pool(2),
+        ExecutorConfig::Global,
+        ExecutorConfig::ThreadPerTask,
+        ExecutorConfig::custom("own"),
+    ] {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&runs);
+        let (failure, status) = common::within(Duration::from_secs(30), move || {
+            let policy = RetryPolicy::builder()
+                .max_attempts(2)
+                .backoff(1e19, 1.0, 1e19)
+                .build()
+                .unwrap();
+            let task = Task::from_fn("fail", move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Err::<u32, _>(TaskError::msg("no"))
+            });
+            let p = Pipeline::builder("far")
+                .step([task.retry(policy).executor(config)])
+                .build()
+                .unwrap();
+            let executor = PipelineExecutor::builder()
+                .custom_executor("own", OwnThread)
+                .build()
+                .unwrap();
+            let options = conveyor::RunOptions::new().timeout(Duration::from_millis(200));
+            let run = executor.execute_with(&p, 0, &options).unwrap();
+            (run.failure().cloned(), run.status())
+        });
+        assert_eq!(status, ExecutionStatus::Aborted);
+        let failure = failure.unwrap();
+        assert!(
+            matches!(failure, conveyor::RunError::Timeout { .. }),
+            "{failure:?}"
+        );
+        assert!(
+            matches!(failure.failures(), [TaskFailure::TimedOut { .. }]),
+            "{failure:?}"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the retry never came");
+    }
+}

@@ -92,6 +92,19 @@ impl Landing {
 /// Runs one task to its end on the current thread, retries included. Only
 /// for threads that belong to the task alone (a thread per task, a custom
 /// executor's job): its backoffs block that thread and nothing else.
+/// When a retry that waits `delay` from now is due. A backoff too long
+/// for an `Instant` (a policy accepts any `Duration`) is due at a time no
+/// run reaches, so the task waits for the run's deadline or cancel as any
+/// long backoff does, rather than being retried at once or overflowing.
+pub(crate) fn due_after(delay: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let now = Instant::now();
+    [delay, YEAR.saturating_mul(100), YEAR]
+        .into_iter()
+        .find_map(|wait| now.checked_add(wait))
+        .unwrap_or(now)
+}
+
 pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
     let mut attempts = Attempts::default();
     loop {
@@ -104,7 +117,7 @@ pub(crate) fn run_task<T>(run: &StepRun<T>, index: usize) -> Outcome<T> {
                 } = *retry;
                 // A halt during the wait is seen by the next attempt, which
                 // then reports the task as cancelled or timed out.
-                run.pause(Instant::now() + delay);
+                run.pause(due_after(delay));
                 attempts = more;
             }
         }

@@ -55,7 +55,9 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
-use super::attempt::{Attempts, Landed, Progress, Retry, Seat, Watchers, attempt, attempt_into, run_task};
+use super::attempt::{
+    Attempts, Landed, Progress, Retry, Seat, Watchers, attempt, attempt_into, due_after, run_task,
+};
 use super::group::{GroupRun, Target};
 use super::ledger::{Intake, Ledger};
 use super::outcome::Outcome;
@@ -309,7 +311,7 @@ fn first_round<T: Send + Sync>(
     let retries: OnceLock<Vec<Mutex<Vec<_>>>> = OnceLock::new();
     let defer = |i: usize, retry: Box<Retry>| {
         let Retry { delay, attempts } = *retry;
-        let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
+        let due = due_after(delay);
         let list = rayon::current_thread_index().unwrap_or(0) % lists;
         retries.get_or_init(|| (0..lists).map(|_| Mutex::new(Vec::new())).collect())[list]
             .lock()
@@ -477,7 +479,7 @@ fn run_inline<T>(run: &StepRun<T>, tasks: &TaskIndices, mut report: impl FnMut(O
         Progress::Done(outcome) => report(outcome),
         Progress::Retry(retry) => {
             let Retry { delay, attempts } = *retry;
-            let due = Instant::now().checked_add(delay).unwrap_or_else(Instant::now);
+            let due = due_after(delay);
             waiting.push((due, i, attempts));
         }
     };

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use rayon::ThreadPool;
 use rayon::prelude::*;
 
-use super::attempt::{Attempts, Progress, Retry, attempt};
+use super::attempt::{Attempts, Progress, Retry, attempt, due_after};
 use super::outcome::Outcome;
 use super::plan::TaskIndices;
 use super::step_run::StepRun;
@@ -192,7 +192,7 @@ impl<T: Send + Sync + 'static> GroupRun<T> {
             Progress::Done(outcome) => report(outcome),
             Progress::Retry(retry) => {
                 let Retry { delay, attempts } = *retry;
-                let due = Instant::now().checked_add(delay).unwrap_or_else(far_future);
+                let due = due_after(delay);
                 if let Some(sender) = sender {
                     self.retry_sender.lock().get_or_insert_with(|| sender.clone());
                 }
@@ -234,12 +234,4 @@ impl<T: Send + Sync + 'static> GroupRun<T> {
         };
         (moved, sender)
     }
-}
-
-/// A time no retry reaches: a backoff too long for an `Instant` waits for
-/// the run's deadline or cancel instead.
-fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(std::time::Duration::from_secs(10 * 365 * 24 * 3600))
-        .unwrap_or(now)
 }
