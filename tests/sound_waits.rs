@@ -522,6 +522,61 @@ fn a_timed_out_run_keeps_its_finished_steps() {
     });
 }
 
+/// A run deadline that passes between two steps, or one of zero, times
+/// out the next step with one `TimedOut` per task it never ran, as a
+/// deadline inside a step does, and the message counts them.
+#[test]
+fn a_run_deadline_passed_between_steps_times_out_every_task_of_the_next() {
+    common::within(common::BOUND, || {
+        let executor = PipelineExecutor::builder().build().unwrap();
+        let p = Pipeline::builder("p")
+            .step(Step::new(
+                "slow",
+                [Task::from_fn("a", |_| {
+                    std::thread::sleep(Duration::from_millis(60));
+                    Ok(1)
+                })
+                .executor(ExecutorConfig::Inline)],
+            ))
+            .step(Step::new(
+                "next",
+                [Task::from_fn("b", |_| Ok(2)), Task::from_fn("c", |_| Ok(3))],
+            ))
+            .build()
+            .unwrap();
+        for (limit, step) in [(Duration::from_millis(20), "next"), (Duration::ZERO, "slow")] {
+            let run = executor
+                .execute_with(&p, 0, &RunOptions::new().timeout(limit))
+                .unwrap();
+            let failure = run.failure().unwrap();
+            let Some(RunError::Timeout {
+                step: at,
+                scope: DeadlineScope::Run,
+                failures,
+                ..
+            }) = run.failure()
+            else {
+                panic!("{failure:?}");
+            };
+            assert_eq!(&**at, step);
+            let tasks = p.step(step).unwrap().tasks();
+            assert_eq!(failures.len(), tasks.len(), "{failure}");
+            for (failure, task) in failures.iter().zip(tasks) {
+                assert!(
+                    matches!(failure, TaskFailure::TimedOut { scope: DeadlineScope::Run, limit: l, .. } if *l == limit),
+                    "{failure:?}"
+                );
+                assert_eq!(failure.task(), task.name());
+                assert_eq!(failure.step(), step);
+            }
+            assert!(
+                failure.to_string().contains(&format!("{} task", tasks.len())),
+                "{failure}"
+            );
+        }
+    });
+}
+
 #[test]
 fn whatever_ends_a_run_no_live_state_is_left() {
     common::quiet_planned_panics();

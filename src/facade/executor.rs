@@ -344,7 +344,18 @@ fn halted_before<T>(scope: &Scope<'_, T>, step: &Step<T>) -> Option<(ExecutionSt
         return Some((ExecutionStatus::Cancelled, failure));
     }
     let deadline = scope.deadline.filter(|d| Instant::now() >= d.at)?;
-    Some((ExecutionStatus::Aborted, timeout(step, deadline, Vec::new())))
+    // None of the step's tasks ran, so each one did not finish in time.
+    let failures = step
+        .tasks
+        .iter()
+        .map(|task| TaskFailure::TimedOut {
+            task: Arc::clone(&task.name),
+            step: Arc::clone(&step.name),
+            scope: deadline.scope,
+            limit: deadline.limit,
+        })
+        .collect();
+    Some((ExecutionStatus::Aborted, timeout(step, deadline, failures)))
 }
 
 /// An event about context `id` of `step`, with no errors or verdict yet.
