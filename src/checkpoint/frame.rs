@@ -11,7 +11,9 @@
 //! ever appended, by one writer, so damage from a crash can only be at the
 //! end: a frame that runs past the end of the log, or whose checksum fails
 //! with nothing after it, is a torn tail and is dropped; a bad frame with
-//! more bytes after it is corruption, and an error.
+//! more bytes after it is corruption, and an error. So is a frame that runs
+//! past the end with a complete frame inside what it claims: its length was
+//! damaged, and a kill cannot do that.
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -189,6 +191,14 @@ impl<R: BufRead> LogReader<R> {
                 message: format!("it cannot be read: {e}"),
             })?;
         if (read as u64) < len {
+            if let Some(at) = complete_frame_in(&self.buf) {
+                return Err(self.corrupt(format!(
+                    "the record at byte {} says it holds {len} bytes, more than the log has \
+                     left, yet a complete record starts at byte {}: its length is damaged",
+                    self.offset,
+                    self.offset + (FRAME_HEAD + at) as u64
+                )));
+            }
             return Ok(Read1::Torn);
         }
         if checksum(&[&head[..8], &head[FRAME_HEAD - 1..], &self.buf]) != crc {
@@ -220,6 +230,50 @@ impl<R: BufRead> LogReader<R> {
         self.offset += (FRAME_HEAD as u64) + len;
         Ok(Read1::Record(kind, &self.buf))
     }
+}
+
+/// Where a complete frame with a good checksum starts in `bytes`, the
+/// rest of a log after a frame's head, when that frame runs past the end.
+///
+/// A kill tears only the frame being appended, so after a torn frame's head
+/// there is only a prefix of its payload. A complete, checked frame there
+/// means the head's length was damaged instead (a flipped high bit makes
+/// any frame look torn), and dropping it as a torn tail would silently drop
+/// every record after it. A payload that itself holds a whole framed record
+/// would be mistaken for such damage: an error, never lost records. The
+/// search stops after checksumming a few times the bytes it looks at, so a
+/// torn tail of hundreds of MB costs linear time.
+fn complete_frame_in(bytes: &[u8]) -> Option<usize> {
+    let mut budget = bytes.len().saturating_mul(4).max(1 << 20);
+    let last = bytes.len().checked_sub(FRAME_HEAD)?;
+    for at in 0..=last {
+        let head = &bytes[at..at + FRAME_HEAD];
+        if Kind::of(head[FRAME_HEAD - 1]).is_none() {
+            continue;
+        }
+        let mut len = [0; 8];
+        len.copy_from_slice(&head[..8]);
+        let Some(end) = usize::try_from(u64::from_le_bytes(len))
+            .ok()
+            .and_then(|len| (at + FRAME_HEAD).checked_add(len))
+            .filter(|&end| end <= bytes.len())
+        else {
+            continue;
+        };
+        let cost = end - at;
+        if cost > budget {
+            return None;
+        }
+        budget -= cost;
+        let mut crc = [0; 4];
+        crc.copy_from_slice(&head[8..12]);
+        if checksum(&[&head[..8], &head[FRAME_HEAD - 1..], &bytes[at + FRAME_HEAD..end]])
+            == u32::from_le_bytes(crc)
+        {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// Reads until `buf` is full or the input ends; how many bytes it read.

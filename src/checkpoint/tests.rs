@@ -258,6 +258,48 @@ fn a_flipped_byte_before_the_last_record_is_caught_by_the_checksum() {
     assert_eq!(back.completed.len(), 2);
 }
 
+/// A damaged length that makes a record run past the end of the log looks
+/// like a torn tail, but whole records follow it: corruption, reported,
+/// rather than every later record dropped. Every bit of every length but
+/// the last record's is tried; the last record's own length, damaged, is
+/// a torn tail, as a kill could leave it.
+#[test]
+fn a_damaged_length_before_the_last_record_is_corruption_not_a_torn_tail() {
+    let bytes = valid_bytes();
+    let full = Checkpoint::<Vec<f64>>::decode(&bytes, None).unwrap();
+    let mut starts = Vec::new();
+    let mut at = head_len(&bytes);
+    while at < bytes.len() {
+        starts.push(at);
+        let mut len = [0; 8];
+        len.copy_from_slice(&bytes[at..at + 8]);
+        at += 13 + u64::from_le_bytes(len) as usize;
+    }
+    let (last, middle) = starts.split_last().unwrap();
+    assert!(middle.len() >= 2, "the log has records to damage");
+    for &start in std::iter::once(&frame::PREAMBLE).chain(middle) {
+        for bit in 0..64 {
+            let mut bad = bytes.clone();
+            bad[start + bit / 8] ^= 1 << (bit % 8);
+            match Checkpoint::<Vec<f64>>::decode(&bad, None) {
+                Err(err) => assert!(
+                    matches!(err, CheckpointError::Corrupt { .. }),
+                    "{start}/{bit}: {err}"
+                ),
+                Ok(c) => panic!(
+                    "{start}/{bit}: read back {} of {} records",
+                    c.completed.len(),
+                    full.completed.len()
+                ),
+            }
+        }
+    }
+    let mut torn = bytes.clone();
+    torn[last + 7] ^= 0x80;
+    let back = Checkpoint::<Vec<f64>>::decode(&torn, None).unwrap();
+    assert_eq!(back.completed.len(), full.completed.len() - 1);
+}
+
 #[test]
 fn a_record_with_a_valid_checksum_but_a_bad_payload_reports_the_codec() {
     let mut bytes = frame::preamble().to_vec();
