@@ -358,3 +358,68 @@ fn a_custom_executor_that_drops_jobs_on_another_thread_yields_dispatch_errors() 
 fn a_custom_executor_that_panics_in_spawn_yields_dispatch_errors() {
     lost_jobs("panicker", Panicker);
 }
+
+/// A panic payload whose own `Drop` panics, and panics again when that
+/// second payload is dropped.
+struct Bomb(u8);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 > 0 && !std::thread::panicking() {
+            std::panic::panic_any(Bomb(self.0 - 1));
+        }
+    }
+}
+
+struct OwnThread;
+
+impl CustomExecutor for OwnThread {
+    fn spawn(&self, job: Job) {
+        std::thread::spawn(move || job.run());
+    }
+}
+
+/// Dropping a task's or an observer's panic payload can panic too; that
+/// panic stays caught on every executor, and the run ends as for any
+/// panic.
+#[test]
+fn a_panic_payload_that_panics_when_dropped_never_reaches_the_caller() {
+    quiet_planned_panics();
+    within(BOUND, || {
+        for config in [
+            ExecutorConfig::Inline,
+            ExecutorConfig::pool(2),
+            ExecutorConfig::Global,
+            ExecutorConfig::ThreadPerTask,
+            ExecutorConfig::custom("own"),
+        ] {
+            let executor = PipelineExecutor::builder()
+                .custom_executor("own", OwnThread)
+                .observer(observer_fn(|s| {
+                    if matches!(s, Signal::TaskFinished(_)) {
+                        std::panic::panic_any(Bomb(2));
+                    }
+                }))
+                .build()
+                .unwrap();
+            let pipeline = Pipeline::builder("p")
+                .step(Step::new(
+                    "crashy",
+                    [
+                        ok("fine").executor(config.clone()),
+                        Task::from_fn("boom", |_| std::panic::panic_any(Bomb(2))).executor(config.clone()),
+                    ],
+                ))
+                .build()
+                .unwrap();
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| executor.execute(&pipeline, 1)))
+                    .unwrap_or_else(|_| panic!("{config}: a payload's drop unwound into the caller"))
+                    .unwrap();
+            assert_eq!(run.status(), ExecutionStatus::Aborted, "{config}");
+            let errors: Vec<TaskFailure> = run.errors().cloned().collect();
+            assert_eq!(errors.len(), 1, "{config}: {errors:?}");
+            assert_panicked(&errors[0], "<non-string panic payload>");
+        }
+    });
+}

@@ -157,7 +157,7 @@ fn build_pool(threads: usize, label: &str, site: ExecutorSite) -> Result<Arc<Thr
         .panic_handler(|payload| {
             log::error!(
                 "a conveyor pool job panicked outside the engine's guards: {}",
-                super::unwind::message(&*payload)
+                super::unwind::settle(payload)
             );
         })
         .build()

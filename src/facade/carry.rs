@@ -374,7 +374,7 @@ fn spawn_walk<T: Send + Sync + 'static>(
                 Err(()) => {
                     log::error!(
                         "the walk of a carried run panicked after its caller took it over: {}",
-                        unwind::message(&*panic)
+                        unwind::settle(panic)
                     );
                     return;
                 }

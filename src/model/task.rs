@@ -1,6 +1,5 @@
 //! Tasks: named units of work, as user types or closures.
 
-use std::any::Any;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -155,7 +154,7 @@ pub(crate) trait Work<T>: Send + Sync {
         // `AssertUnwindSafe` is sound: after a panic the engine only reads
         // its payload, never what the task may have left half-updated.
         std::panic::catch_unwind(run).unwrap_or_else(|payload| {
-            *missed = Some(Missed::Panicked(payload));
+            *missed = Some(Missed::Panicked(crate::engine::unwind::settle(payload)));
             Returned::Missed
         })
     }
@@ -177,7 +176,8 @@ pub(crate) enum Returned {
 /// Why a task gave no value.
 pub(crate) enum Missed {
     Failed(TaskError),
-    Panicked(Box<dyn Any + Send>),
+    /// The panic's message; the payload is let go of where it is caught.
+    Panicked(String),
 }
 
 struct EventWork<E>(E);
