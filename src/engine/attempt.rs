@@ -386,12 +386,12 @@ fn land<T>(run: &StepRun<T>, made: Made<'_, T>, stamp: &Stamp, value: &mut Optio
                 }
             }
         }
-        Some(Missed::Panicked(message)) => {
+        Some(Missed::Panicked(payload)) => {
             let error = TaskFailure::Panicked {
                 task: Arc::clone(&task.name),
                 step: Arc::clone(&run.step),
                 attempt: number,
-                message,
+                message: unwind::settle(payload),
             };
             (
                 Some(Box::new(error)),

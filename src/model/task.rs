@@ -1,5 +1,6 @@
 //! Tasks: named units of work, as user types or closures.
 
+use std::any::Any;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -154,7 +155,7 @@ pub(crate) trait Work<T>: Send + Sync {
         // `AssertUnwindSafe` is sound: after a panic the engine only reads
         // its payload, never what the task may have left half-updated.
         std::panic::catch_unwind(run).unwrap_or_else(|payload| {
-            *missed = Some(Missed::Panicked(crate::engine::unwind::settle(payload)));
+            *missed = Some(Missed::Panicked(payload));
             Returned::Missed
         })
     }
@@ -176,8 +177,9 @@ pub(crate) enum Returned {
 /// Why a task gave no value.
 pub(crate) enum Missed {
     Failed(TaskError),
-    /// The panic's message; the payload is let go of where it is caught.
-    Panicked(String),
+    /// The panic's payload, which the attempt's out-of-line path turns
+    /// into a message and lets go of safely.
+    Panicked(Box<dyn Any + Send>),
 }
 
 struct EventWork<E>(E);
