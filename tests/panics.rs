@@ -371,14 +371,6 @@ impl Drop for Bomb {
     }
 }
 
-struct OwnThread;
-
-impl CustomExecutor for OwnThread {
-    fn spawn(&self, job: Job) {
-        std::thread::spawn(move || job.run());
-    }
-}
-
 /// Dropping a task's or an observer's panic payload can panic too; that
 /// panic stays caught on every executor, and the run ends as for any
 /// panic.
@@ -394,7 +386,7 @@ fn a_panic_payload_that_panics_when_dropped_never_reaches_the_caller() {
             ExecutorConfig::custom("own"),
         ] {
             let executor = PipelineExecutor::builder()
-                .custom_executor("own", OwnThread)
+                .custom_executor("own", common::OwnThread)
                 .observer(observer_fn(|s| {
                     if matches!(s, Signal::TaskFinished(_)) {
                         std::panic::panic_any(Bomb(2));

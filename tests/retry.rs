@@ -273,14 +273,6 @@ fn bad_retry_settings_are_typed_errors() {
     }
 }
 
-struct OwnThread;
-
-impl conveyor::CustomExecutor for OwnThread {
-    fn spawn(&self, job: conveyor::Job) {
-        std::thread::spawn(move || job.run());
-    }
-}
-
 /// A backoff longer than an `Instant` can reach (the policy accepts it: it
 /// fits a `Duration`) waits like any long backoff, until the run's
 /// deadline, on every executor: no overflow panic on the task's own
@@ -311,7 +303,7 @@ fn a_backoff_past_what_an_instant_holds_waits_for_the_deadline_on_every_executor
                 .build()
                 .unwrap();
             let executor = PipelineExecutor::builder()
-                .custom_executor("own", OwnThread)
+                .custom_executor("own", common::OwnThread)
                 .build()
                 .unwrap();
             let options = conveyor::RunOptions::new().timeout(Duration::from_millis(200));

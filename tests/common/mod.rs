@@ -36,6 +36,15 @@ pub fn within<R: Send + 'static>(bound: Duration, f: impl FnOnce() -> R + Send +
     }
 }
 
+/// A custom executor that runs each job on a thread of its own.
+pub struct OwnThread;
+
+impl conveyor::CustomExecutor for OwnThread {
+    fn spawn(&self, job: conveyor::Job) {
+        std::thread::spawn(move || job.run());
+    }
+}
+
 /// Keeps the default panic hook from printing a backtrace line for each of
 /// the thousands of panics the tests raise on purpose (those whose message
 /// contains [`PLANNED`], and non-string payloads, which only tests raise).
