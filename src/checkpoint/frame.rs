@@ -153,6 +153,21 @@ impl<R: BufRead> LogReader<R> {
         self.offset
     }
 
+    /// The last frame of the log, `len` bytes long by its head, read into
+    /// `buf` as far as the log goes, is bad: a torn tail, unless a
+    /// complete frame sits inside it (see [`complete_frame_in`]).
+    fn torn_or_damaged<'a>(&self, len: u64) -> Result<Read1<'a>, CheckpointError> {
+        match complete_frame_in(&self.buf) {
+            Some(at) => Err(self.corrupt(format!(
+                "the record at byte {} says it holds {len} bytes, yet a complete record \
+                 starts at byte {} inside them: its length is damaged",
+                self.offset,
+                self.offset + (FRAME_HEAD + at) as u64
+            ))),
+            None => Ok(Read1::Torn),
+        }
+    }
+
     pub(super) fn corrupt(&self, message: String) -> CheckpointError {
         CheckpointError::Corrupt {
             path: self.path.clone(),
@@ -191,15 +206,7 @@ impl<R: BufRead> LogReader<R> {
                 message: format!("it cannot be read: {e}"),
             })?;
         if (read as u64) < len {
-            if let Some(at) = complete_frame_in(&self.buf) {
-                return Err(self.corrupt(format!(
-                    "the record at byte {} says it holds {len} bytes, more than the log has \
-                     left, yet a complete record starts at byte {}: its length is damaged",
-                    self.offset,
-                    self.offset + (FRAME_HEAD + at) as u64
-                )));
-            }
-            return Ok(Read1::Torn);
+            return self.torn_or_damaged(len);
         }
         if checksum(&[&head[..8], &head[FRAME_HEAD - 1..], &self.buf]) != crc {
             // Only the last frame can have been torn by a kill: bytes after
@@ -218,7 +225,7 @@ impl<R: BufRead> LogReader<R> {
                     self.offset
                 )));
             }
-            return Ok(Read1::Torn);
+            return self.torn_or_damaged(len);
         }
         let Some(kind) = Kind::of(head[FRAME_HEAD - 1]) else {
             return Err(self.corrupt(format!(

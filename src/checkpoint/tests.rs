@@ -294,6 +294,14 @@ fn a_damaged_length_before_the_last_record_is_corruption_not_a_torn_tail() {
             }
         }
     }
+    // A length damaged to reach exactly the end of the log: the frame fails
+    // its checksum with nothing after it, as a torn last frame would, but
+    // holds the records after it whole.
+    let mut bad = bytes.clone();
+    let to_end = (bytes.len() - middle[0] - 13) as u64;
+    bad[middle[0]..middle[0] + 8].copy_from_slice(&to_end.to_le_bytes());
+    let err = Checkpoint::<Vec<f64>>::decode(&bad, None).unwrap_err();
+    assert!(err.to_string().contains("length is damaged"), "{err}");
     let mut torn = bytes.clone();
     torn[last + 7] ^= 0x80;
     let back = Checkpoint::<Vec<f64>>::decode(&torn, None).unwrap();
