@@ -750,3 +750,101 @@ fn a_panicking_benchmark_baseline_is_a_typed_error() {
         "{err}"
     );
 }
+
+/// A task that a cancel or a deadline cuts short mid-attempt, or in its
+/// backoff, is recorded with the attempts it made, not as never started;
+/// and when it returns later, its value is dropped: not streamed to
+/// `on_result`, not reported to observers after the run's last event.
+#[test]
+fn a_task_cut_short_keeps_its_attempts_and_its_late_value_is_dropped() {
+    common::within(common::BOUND, || {
+        for config in [
+            ExecutorConfig::pool(2),
+            ExecutorConfig::Global,
+            ExecutorConfig::ThreadPerTask,
+            ExecutorConfig::custom("own"),
+        ] {
+            let heard = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+            let streamed = Arc::new(AtomicUsize::new(0));
+            let (h, s) = (Arc::clone(&heard), Arc::clone(&streamed));
+            let executor = PipelineExecutor::builder()
+                .custom_executor("own", common::OwnThread)
+                .observer(conveyor::observer_fn(move |signal| {
+                    let name = match signal {
+                        conveyor::signal::Signal::PipelineStopped(_) => "pipeline_stopped",
+                        conveyor::signal::Signal::TaskFinished(_) => "task_finished",
+                        _ => return,
+                    };
+                    h.lock().unwrap().push(name.to_owned());
+                }))
+                .on_result(move |_| {
+                    s.fetch_add(1, Ordering::SeqCst);
+                })
+                .build()
+                .unwrap();
+            let token = CancelToken::new();
+            let cancel = token.clone();
+            let (returned, back) = bounded::<()>(1);
+            let p = Pipeline::builder("p")
+                .step([Task::from_fn("stuck", move |_| {
+                    cancel.cancel();
+                    std::thread::sleep(Duration::from_millis(200));
+                    let _ = returned.send(());
+                    Ok(1)
+                })
+                .executor(config.clone())])
+                .build()
+                .unwrap();
+            let run = executor
+                .execute_with(&p, 0, &RunOptions::new().cancel_token(token))
+                .unwrap();
+            let failure = run.errors().next().unwrap().clone();
+            assert!(
+                matches!(failure, TaskFailure::Cancelled { attempts: 1, .. }),
+                "{config}: {failure:?}"
+            );
+            let metrics = run
+                .context("stuck")
+                .unwrap()
+                .metrics()
+                .task("stuck")
+                .unwrap()
+                .clone();
+            assert_eq!(metrics.attempts, 1, "{config}");
+            assert_eq!(run.report().totals.attempts, 1, "{config}");
+            back.recv_timeout(Duration::from_secs(10)).unwrap();
+            // The task has returned; give its worker time to do whatever it
+            // would do with the value.
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(
+                streamed.load(Ordering::SeqCst),
+                0,
+                "{config}: a dropped value was streamed"
+            );
+            let heard = heard.lock().unwrap().clone();
+            assert_eq!(heard, ["pipeline_stopped"], "{config}");
+
+            // A task in its backoff when the deadline passes made one attempt.
+            let p = Pipeline::builder("p")
+                .step(
+                    [Task::from_fn("fails", |_| Err::<u64, _>(TaskError::msg("again")))
+                        .retry(
+                            RetryPolicy::builder()
+                                .max_attempts(5)
+                                .backoff(5.0, 1.0, 5.0)
+                                .build()
+                                .unwrap(),
+                        )
+                        .executor(config.clone())],
+                )
+                .build()
+                .unwrap();
+            let run = executor
+                .execute_with(&p, 0, &RunOptions::new().timeout(Duration::from_millis(100)))
+                .unwrap();
+            let report = run.report();
+            assert_eq!(report.steps[0].tasks[0].attempts, 1, "{config}");
+            assert_eq!(report.totals.attempts, 1, "{config}");
+        }
+    });
+}

@@ -229,6 +229,9 @@ pub(crate) fn attempt_into<T>(
     }
     let task = &run.tasks[index];
     let number = attempts.made + 1;
+    if watchers.halting {
+        run.begin(index, number);
+    }
     let thread = seat.thread;
     let observed = watchers.observed;
     if observed {
@@ -341,6 +344,9 @@ fn land<T>(run: &StepRun<T>, made: Made<'_, T>, stamp: &Stamp, value: &mut Optio
         length,
     } = made;
     let number = attempts.made;
+    // A task that returns after its step was settled without it is already
+    // recorded as cancelled or timed out: nobody hears of it again.
+    let observed = observed && !run.closed();
     let directive = match returned {
         Returned::Switch(target) => Some(Directive::Switch(target)),
         Returned::Stop => Some(Directive::Stop),
@@ -463,6 +469,7 @@ fn land<T>(run: &StepRun<T>, made: Made<'_, T>, stamp: &Stamp, value: &mut Optio
     };
     if failure.is_none()
         && !run.hooks.is_empty()
+        && !run.closed()
         && let Some(v) = value.take()
     {
         // A hook takes the whole outcome; the value is lent to it and put

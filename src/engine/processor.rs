@@ -241,12 +241,15 @@ impl<T> ResultProcessor<T> {
         if self.complete() {
             return;
         }
+        if halt.is_some() {
+            run.close();
+        }
         for index in 0..self.expected {
             if self.stamps[index].reported() || only.is_some_and(|o| !o[index]) {
                 continue;
             }
             let outcome = match halt {
-                Some(halt) => run.halted_outcome(index, halt, 0),
+                Some(halt) => run.halted_outcome(index, halt, run.begun(index)),
                 None => Outcome {
                     index,
                     ..lost(&run.tasks[index], &run.step)

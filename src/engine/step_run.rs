@@ -2,6 +2,7 @@
 //! and cancel that can halt them.
 
 use super::trace::StepSpan;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,32 @@ pub(crate) struct StepRun<T> {
     /// soon as it is done: how a checkpoint saves each task and how results
     /// stream to the caller.
     pub(crate) hooks: Vec<TaskHook<T>>,
+    /// For a step that a deadline or a cancel can cut short: what its
+    /// workers tell the thread that settles it. Shared by every copy of
+    /// the run.
+    pub(crate) cut: Option<Arc<CutShort>>,
+}
+
+/// What the workers of a step that can be cut short share with the thread
+/// that settles it: which attempt each task has begun, so that a task cut
+/// short mid-attempt or in its backoff is recorded with the attempts it
+/// made, and whether the step was settled without some of its tasks, so
+/// that a task that returns after that is dropped without being streamed
+/// to hooks or reported to observers.
+#[derive(Debug)]
+pub(crate) struct CutShort {
+    begun: Box<[AtomicU32]>,
+    settled: AtomicBool,
+}
+
+impl CutShort {
+    /// The record of a step of `tasks` tasks.
+    pub(crate) fn new(tasks: usize) -> Self {
+        Self {
+            begun: (0..tasks).map(|_| AtomicU32::new(0)).collect(),
+            settled: AtomicBool::new(false),
+        }
+    }
 }
 
 /// What every step of one run shares.
@@ -83,6 +110,7 @@ pub(crate) struct RunShared<T> {
 impl<T> StepRun<T> {
     /// A step run of `tasks` on `input`, alone in its run, for unit tests.
     pub(crate) fn alone(tasks: Vec<Task<T>>, input: T, cancel: Option<CancelToken>) -> Self {
+        let cut = cancel.is_some().then(|| Arc::new(CutShort::new(tasks.len())));
         Self {
             shared: Arc::new(RunShared {
                 pipeline: "p".into(),
@@ -102,6 +130,7 @@ impl<T> StepRun<T> {
             deadline: None,
             span: StepSpan::default(),
             hooks: Vec::new(),
+            cut,
         }
     }
 }
@@ -126,6 +155,7 @@ impl<T> Clone for StepRun<T> {
             deadline: self.deadline,
             span: self.span.clone(),
             hooks: self.hooks.clone(),
+            cut: self.cut.clone(),
         }
     }
 }
@@ -250,6 +280,37 @@ impl<T> StepRun<T> {
         } else {
             None
         }
+    }
+
+    /// Notes that task `index` begins its attempt `number`, in a step that
+    /// can be cut short.
+    pub(crate) fn begin(&self, index: usize, number: u32) {
+        if let Some(cut) = &self.cut {
+            cut.begun[index].store(number, Ordering::Relaxed);
+        }
+    }
+
+    /// The attempts task `index` has begun, as far as a step that can be
+    /// cut short knows (0 in one that cannot).
+    pub(crate) fn begun(&self, index: usize) -> u32 {
+        self.cut
+            .as_ref()
+            .map_or(0, |cut| cut.begun[index].load(Ordering::Relaxed))
+    }
+
+    /// Marks the step settled without some of its tasks: what they return
+    /// from now on is dropped.
+    pub(crate) fn close(&self) {
+        if let Some(cut) = &self.cut {
+            cut.settled.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether the step was settled without waiting for every task.
+    pub(crate) fn closed(&self) -> bool {
+        self.cut
+            .as_ref()
+            .is_some_and(|cut| cut.settled.load(Ordering::Acquire))
     }
 
     /// The outcome of a task that will not be (or was not) run to its end.

@@ -14,7 +14,7 @@ use crate::engine::coordinator::{Deadline, ExecutionCoordinator};
 use crate::engine::outcome::Outcome;
 use crate::engine::processor::StepOutcome;
 use crate::engine::remote::{Remote, Share};
-use crate::engine::step_run::{RunShared, StepRun, TaskHook};
+use crate::engine::step_run::{CutShort, RunShared, StepRun, TaskHook};
 use rayon::ThreadPool;
 
 use crate::engine::plan::ExecutorFactory;
@@ -876,6 +876,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
     /// observers, no hooks (the walking process does all that).
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn run_share(&self, step: &Step<T>, share: Share<T>) -> Vec<Outcome<T>> {
+        let watched = share.deadline.is_some() || share.cancel.is_some();
         let run = StepRun {
             shared: Arc::new(RunShared {
                 pipeline: share.pipeline,
@@ -898,6 +899,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             deadline: share.deadline,
             span: StepSpan::default(),
             hooks: Vec::new(),
+            cut: watched.then(|| Arc::new(CutShort::new(step.tasks.len()))),
         };
         match self.core.factory.plan(step) {
             Ok(plan) => ExecutionCoordinator::run_only(run, plan, &share.only),
@@ -993,6 +995,7 @@ impl<T: Send + Sync + 'static> Core<T> {
                         timed: scope.timed,
                     })
                 });
+                let watched = running.deadline.is_some() || scope.cancel.is_some();
                 let run = StepRun {
                     shared: Arc::clone(shared),
                     step: Arc::clone(&step.name),
@@ -1003,8 +1006,8 @@ impl<T: Send + Sync + 'static> Core<T> {
                     deadline: running.deadline,
                     span: running.span.clone(),
                     hooks: self.hooks(scope, step, id),
+                    cut: watched.then(|| Arc::new(CutShort::new(step.tasks.len()))),
                 };
-                let watched = run.deadline.is_some() || run.cancel.is_some();
                 match scope.board.filter(|_| watched) {
                     // A step that can be cut short, in a carried run: the
                     // caller may have to take it over, so the walk parks
