@@ -237,3 +237,49 @@ fn bad_flows_are_typed_errors_at_build() {
         "{err}"
     );
 }
+
+/// Nested branches with sinks: each sink runs once, inner first, and a sink
+/// inside an outer branch goes on to the outer sink rather than falling
+/// through to the step declared after it, whatever the declaration order.
+/// Two branches that share a sink run it once.
+#[test]
+fn nested_sinks_each_run_once_in_nesting_order() {
+    let log: Log = Arc::default();
+    let build = |order: &[&str], inner_sink: &str| {
+        let mut b = Pipeline::builder("nested")
+            .step(step(&log, "A", true).on_success("B").sink("Z"))
+            .step(step(&log, "B", true).on_success("C").sink(inner_sink))
+            .step(step(&log, "C", true));
+        for name in order {
+            b = b.step(step(&log, name, true));
+        }
+        b.build().unwrap()
+    };
+    for (order, inner, expected) in [
+        (&["Y", "Z"][..], "Y", &["A", "B", "C", "Y", "Z"][..]),
+        (&["Z", "Y"][..], "Y", &["A", "B", "C", "Y", "Z"][..]),
+        (&["Y", "Z", "END"][..], "Y", &["A", "B", "C", "Y", "Z", "END"][..]),
+        (&["Z"][..], "Z", &["A", "B", "C", "Z"][..]),
+    ] {
+        let p = build(order, inner);
+        let run = executor().execute(&p, 1).unwrap();
+        assert!(run.is_success(), "{order:?}");
+        assert_eq!(ran(&log), expected, "declared {order:?}, inner sink {inner}");
+        let steps: Vec<&str> = run.chain().iter().map(|c| c.step()).collect();
+        assert_eq!(steps, expected);
+    }
+    // A failure branch inside a branch: its sink, then the outer sink, then
+    // the step after the root, each once.
+    let p = Pipeline::builder("nested")
+        .step(step(&log, "A", true).on_success("B").sink("Z"))
+        .step(step(&log, "B", false).on_failure("F").sink("Y"))
+        .step(step(&log, "F", true))
+        .step(step(&log, "Y", true))
+        .step(step(&log, "Z", true))
+        .step(step(&log, "END", true))
+        .build()
+        .unwrap();
+    let run = executor().execute(&p, 1).unwrap();
+    assert!(run.is_success());
+    assert_eq!(ran(&log), ["A", "B", "F", "Y", "Z", "END"]);
+}

@@ -152,6 +152,19 @@ impl FlowGraph {
         for t in targets {
             routes[t].member = true;
         }
+        // The sink of a step inside a branch is inside that branch too: it
+        // runs when its own branch ends, and is no place for a step outside
+        // to fall through to, wherever it was declared.
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for i in 0..routes.len() {
+                if let Some(sink) = routes[i].sink.filter(|&s| routes[i].member && !routes[s].member) {
+                    routes[sink].member = true;
+                    grew = true;
+                }
+            }
+        }
         let mut next_free = None;
         for i in (0..routes.len()).rev() {
             routes[i].seq = next_free;
@@ -254,13 +267,25 @@ impl FlowGraph {
             },
         };
         if let Some(target) = branch {
-            sinks.extend(route.sink);
+            // A sink already waiting for an outer branch runs once, when
+            // the first of the branches that share it ends.
+            if let Some(sink) = route.sink
+                && !sinks.contains(&sink)
+            {
+                sinks.push(sink);
+            }
             return Ok(Next::Step(target));
         }
-        Ok(route
-            .continuation()
-            .or_else(|| sinks.pop())
-            .map_or(Next::End, Next::Step))
+        // While a sink waits, the walk is inside a branch, where no step
+        // falls through to the next declared one: an inner branch's sink,
+        // which no edge but a sink's leads to, goes on to the outer sink,
+        // not to whatever step was declared after it.
+        let onward = if sinks.is_empty() {
+            route.continuation()
+        } else {
+            route.then
+        };
+        Ok(onward.or_else(|| sinks.pop()).map_or(Next::End, Next::Step))
     }
 }
 
