@@ -444,3 +444,45 @@ fn a_crashed_process_resumes_in_a_new_process() {
         assert_eq!(count(d, task), 1, "{task}");
     }
 }
+
+/// A report's `started_at_unix_ms` is when this call started the run: for a
+/// rerun of a finished checkpoint, where every step is restored, not when
+/// the run that saved them started; and for a run cancelled before its
+/// first step, still known.
+#[test]
+fn a_reports_start_is_this_calls_even_when_nothing_ran() {
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let p = Pipeline::<u64>::builder("p")
+        .task("a", |c| Ok(*c.input()))
+        .build()
+        .unwrap();
+    let executor = PipelineExecutor::builder().build().unwrap();
+    let store = MemoryCheckpointStore::new();
+    executor.execute_with_checkpoint(&p, 1, &store).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = now_ms();
+    let again = executor.execute_with_checkpoint(&p, 1, &store).unwrap();
+    assert_eq!(again.restored(), 1);
+    let started = again.report().started_at_unix_ms.unwrap();
+    assert!(
+        (before..=now_ms()).contains(&started),
+        "{started} not in this call ({before}..)"
+    );
+
+    let token = conveyor::CancelToken::new();
+    token.cancel();
+    let before = now_ms();
+    let options = conveyor::RunOptions::new().cancel_token(token);
+    let cancelled = executor.execute_with(&p, 1, &options).unwrap();
+    assert_eq!(cancelled.chain().len(), 0);
+    let started = cancelled.report().started_at_unix_ms.unwrap();
+    assert!(
+        (before..=now_ms()).contains(&started),
+        "{started} not in this call ({before}..)"
+    );
+}

@@ -541,6 +541,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
                 duration: scope.clock.here(),
                 restored,
                 resumed_at: scope.clock.offset(),
+                started_at: scope.clock.wall_start(),
             });
         }
         let pending: Vec<Outcome<T>> = pending
@@ -630,6 +631,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             duration,
             restored,
             resumed_at: scope.clock.offset(),
+            started_at: scope.clock.wall_start(),
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{RunError, TaskFailure};
 use crate::ids::RunId;
@@ -26,6 +26,9 @@ pub struct Run<T> {
     pub(crate) restored: usize,
     /// Where this process's part starts on the run's timeline.
     pub(crate) resumed_at: Duration,
+    /// When this call started the run (or its resumed part), by the wall
+    /// clock.
+    pub(crate) started_at: SystemTime,
 }
 
 impl<T> Run<T> {
@@ -125,6 +128,7 @@ impl<T> Run<T> {
             failure: self.failure.as_ref(),
             duration: self.duration,
             resumed_at: self.resumed_at,
+            started_at: self.started_at,
         })
     }
 

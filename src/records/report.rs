@@ -210,6 +210,8 @@ pub(crate) struct RunParts<'a, T> {
     pub(crate) failure: Option<&'a RunError>,
     pub(crate) duration: Duration,
     pub(crate) resumed_at: Duration,
+    /// When this call started the run, by the wall clock.
+    pub(crate) started_at: SystemTime,
 }
 
 impl RunReport {
@@ -233,14 +235,12 @@ impl RunReport {
                 .sum(),
             errors: steps.iter().map(|s| s.errors.len()).sum(),
         };
-        // This run's start: restored contexts carry the start of the run
-        // that saved them.
-        let started_at_unix_ms = chain
-            .iter()
-            .nth(restored)
-            .or_else(|| chain.head())
-            .and_then(|c| c.metrics().run_started_at)
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        // This call's start, not that of the run that saved the restored
+        // contexts, and known even when no step ran.
+        let started_at_unix_ms = run
+            .started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         RunReport {
             report: REPORT_FORMAT,
