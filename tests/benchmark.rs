@@ -152,6 +152,9 @@ fn every_strategy_and_the_baseline_are_compared() {
     assert_eq!(rows[0]["samples"].as_array().unwrap().len(), 3);
     assert!(rows.iter().all(|r| r["median_ns"].as_u64().is_some()));
     assert_eq!(rows[1]["config"]["pool"]["threads"], 2);
+    // The contender is named by the same field as the CSV column.
+    assert_eq!(rows[0]["strategy"], "inline");
+    assert_eq!(rows[1]["strategy"], "pool(2)");
     let back: Comparison = serde_json::from_str(&comparison.to_json()).unwrap();
     assert_eq!(back, comparison);
 

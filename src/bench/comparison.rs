@@ -52,7 +52,9 @@ pub(crate) struct Row {
 #[non_exhaustive]
 pub struct StrategyResult {
     /// The contender's name: its config as text, `as configured` for the
-    /// pipeline as the user set it up, or the baseline's name.
+    /// pipeline as the user set it up, or the baseline's name. The JSON
+    /// field is `strategy`, as the CSV column is (`name` is read too).
+    #[serde(rename = "strategy", alias = "name")]
     pub name: String,
     /// The config every task ran on; `None` for the pipeline as configured
     /// and for baselines.
