@@ -486,3 +486,41 @@ fn a_reports_start_is_this_calls_even_when_nothing_ran() {
         "{started} not in this call ({before}..)"
     );
 }
+
+/// Every step's `checkpoint_saved` comes before the run's last event, in
+/// every durability mode: the run waits for its writer before it says it
+/// has finished.
+#[test]
+fn checkpoint_saved_events_come_before_pipeline_finished() {
+    use conveyor::checkpoint::Durability;
+    use conveyor::signal::Signal;
+    use std::sync::{Arc, Mutex};
+    for durability in [Durability::EveryStep, Durability::EveryRecord, Durability::Never] {
+        let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+        let h = Arc::clone(&heard);
+        let executor = PipelineExecutor::builder()
+            .observer(conveyor::observer_fn(move |s| match s {
+                Signal::PipelineFinished(_) => h.lock().unwrap().push("pipeline_finished".into()),
+                Signal::CheckpointSaved(e) => {
+                    h.lock().unwrap().push(format!("saved {}", e.step.unwrap_or("")));
+                }
+                _ => {}
+            }))
+            .build()
+            .unwrap();
+        let p = Pipeline::<u64>::builder("p")
+            .task("a", |c| Ok(*c.input()))
+            .task("b", |c| Ok(*c.input()))
+            .build()
+            .unwrap();
+        let dir = workspace();
+        let store = FileCheckpointStore::new(dir.path().join("c.ckpt")).with_durability(durability);
+        executor.execute_with_checkpoint(&p, 1, &store).unwrap();
+        let heard = heard.lock().unwrap().clone();
+        assert_eq!(
+            heard,
+            ["saved a", "saved b", "pipeline_finished"],
+            "{durability:?}"
+        );
+    }
+}

@@ -76,6 +76,12 @@ pub(crate) trait Saver<T>: Sync {
         next: Option<&str>,
         sinks: &[Arc<str>],
     ) -> Result<(), CheckpointError>;
+
+    /// Waits until everything saved so far is written, synced as the
+    /// store's durability asks, and reported to observers: the run calls it
+    /// before its last event, so that `checkpoint_saved` never follows
+    /// `pipeline_finished`.
+    fn flush(&self);
 }
 
 /// Who the journal writes for, for its events.
@@ -95,6 +101,8 @@ enum Entry {
         step: Arc<str>,
         written: Sender<()>,
     },
+    /// The writer answers once every entry before this one is handled.
+    Flush(Sender<()>),
     /// The run is over. The writer stops here, not when every sender is
     /// gone: a task that outlived the run's deadline still holds one, and
     /// the run must not wait for it.
@@ -250,6 +258,15 @@ where
         }
         self.failure.check()
     }
+
+    fn flush(&self) {
+        let (handled, done) = crossbeam_channel::bounded(1);
+        if self.tx.send(Entry::Flush(handled)).is_ok() {
+            // Disconnected without an answer only if the writer panicked,
+            // which `close` reports.
+            let _ = done.recv();
+        }
+    }
 }
 
 /// The writer's loop: append each record, sync as the store's durability
@@ -274,6 +291,10 @@ fn write(
                 (record, None)
             }
             Entry::Step { bytes, step, .. } => (bytes, Some(step)),
+            Entry::Flush(handled) => {
+                let _ = handled.send(());
+                continue;
+            }
             Entry::Close => break,
         };
         if failure.check().is_err() {

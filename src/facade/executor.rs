@@ -613,6 +613,9 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
         };
         span.finish(status, walked.as_ref().map_or_else(Some, |(_, _, f)| f.as_ref()));
         if !self.core.emitter.is_empty() {
+            if let Some(saver) = scope.saver {
+                saver.flush();
+            }
             let event = pipeline_event(Some(status));
             if status == ExecutionStatus::Cancelled {
                 self.core.emitter.emit(|o| o.pipeline_stopped(&event));
