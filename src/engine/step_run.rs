@@ -2,7 +2,7 @@
 //! and cancel that can halt them.
 
 use super::trace::StepSpan;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -65,7 +65,7 @@ pub(crate) struct StepRun<T> {
     /// For a step that a deadline or a cancel can cut short: what its
     /// workers tell the thread that settles it. Shared by every copy of
     /// the run.
-    pub(crate) cut: Option<Arc<CutShort>>,
+    pub(crate) cut: Option<CutShort>,
 }
 
 /// What the workers of a step that can be cut short share with the thread
@@ -74,18 +74,19 @@ pub(crate) struct StepRun<T> {
 /// made, and whether the step was settled without some of its tasks, so
 /// that a task that returns after that is dropped without being streamed
 /// to hooks or reported to observers.
-#[derive(Debug)]
+///
+/// One allocation, shared by every copy of the step run: the first slot is
+/// the settled flag, then one slot per task.
+#[derive(Debug, Clone)]
 pub(crate) struct CutShort {
-    begun: Box<[AtomicU32]>,
-    settled: AtomicBool,
+    slots: Arc<[AtomicU32]>,
 }
 
 impl CutShort {
     /// The record of a step of `tasks` tasks.
     pub(crate) fn new(tasks: usize) -> Self {
         Self {
-            begun: (0..tasks).map(|_| AtomicU32::new(0)).collect(),
-            settled: AtomicBool::new(false),
+            slots: (0..=tasks).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 }
@@ -110,7 +111,7 @@ pub(crate) struct RunShared<T> {
 impl<T> StepRun<T> {
     /// A step run of `tasks` on `input`, alone in its run, for unit tests.
     pub(crate) fn alone(tasks: Vec<Task<T>>, input: T, cancel: Option<CancelToken>) -> Self {
-        let cut = cancel.is_some().then(|| Arc::new(CutShort::new(tasks.len())));
+        let cut = cancel.is_some().then(|| CutShort::new(tasks.len()));
         Self {
             shared: Arc::new(RunShared {
                 pipeline: "p".into(),
@@ -286,7 +287,7 @@ impl<T> StepRun<T> {
     /// can be cut short.
     pub(crate) fn begin(&self, index: usize, number: u32) {
         if let Some(cut) = &self.cut {
-            cut.begun[index].store(number, Ordering::Relaxed);
+            cut.slots[index + 1].store(number, Ordering::Relaxed);
         }
     }
 
@@ -295,14 +296,14 @@ impl<T> StepRun<T> {
     pub(crate) fn begun(&self, index: usize) -> u32 {
         self.cut
             .as_ref()
-            .map_or(0, |cut| cut.begun[index].load(Ordering::Relaxed))
+            .map_or(0, |cut| cut.slots[index + 1].load(Ordering::Relaxed))
     }
 
     /// Marks the step settled without some of its tasks: what they return
     /// from now on is dropped.
     pub(crate) fn close(&self) {
         if let Some(cut) = &self.cut {
-            cut.settled.store(true, Ordering::Release);
+            cut.slots[0].store(1, Ordering::Release);
         }
     }
 
@@ -310,7 +311,7 @@ impl<T> StepRun<T> {
     pub(crate) fn closed(&self) -> bool {
         self.cut
             .as_ref()
-            .is_some_and(|cut| cut.settled.load(Ordering::Acquire))
+            .is_some_and(|cut| cut.slots[0].load(Ordering::Acquire) == 1)
     }
 
     /// The outcome of a task that will not be (or was not) run to its end.

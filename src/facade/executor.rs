@@ -904,7 +904,7 @@ impl<T: Send + Sync + 'static> PipelineExecutor<T> {
             deadline: share.deadline,
             span: StepSpan::default(),
             hooks: Vec::new(),
-            cut: watched.then(|| Arc::new(CutShort::new(step.tasks.len()))),
+            cut: watched.then(|| CutShort::new(step.tasks.len())),
         };
         match self.core.factory.plan(step) {
             Ok(plan) => ExecutionCoordinator::run_only(run, plan, &share.only),
@@ -1011,7 +1011,7 @@ impl<T: Send + Sync + 'static> Core<T> {
                     deadline: running.deadline,
                     span: running.span.clone(),
                     hooks: self.hooks(scope, step, id),
-                    cut: watched.then(|| Arc::new(CutShort::new(step.tasks.len()))),
+                    cut: watched.then(|| CutShort::new(step.tasks.len())),
                 };
                 match scope.board.filter(|_| watched) {
                     // A step that can be cut short, in a carried run: the
