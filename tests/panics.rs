@@ -378,13 +378,7 @@ impl Drop for Bomb {
 fn a_panic_payload_that_panics_when_dropped_never_reaches_the_caller() {
     quiet_planned_panics();
     within(BOUND, || {
-        for config in [
-            ExecutorConfig::Inline,
-            ExecutorConfig::pool(2),
-            ExecutorConfig::Global,
-            ExecutorConfig::ThreadPerTask,
-            ExecutorConfig::custom("own"),
-        ] {
+        for config in common::every_config() {
             let executor = PipelineExecutor::builder()
                 .custom_executor("own", common::OwnThread)
                 .observer(observer_fn(|s| {

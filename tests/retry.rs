@@ -279,13 +279,7 @@ fn bad_retry_settings_are_typed_errors() {
 /// thread, and no retry at once inline.
 #[test]
 fn a_backoff_past_what_an_instant_holds_waits_for_the_deadline_on_every_executor() {
-    for config in [
-        ExecutorConfig::Inline,
-        ExecutorConfig::pool(2),
-        ExecutorConfig::Global,
-        ExecutorConfig::ThreadPerTask,
-        ExecutorConfig::custom("own"),
-    ] {
+    for config in common::every_config() {
         let runs = Arc::new(AtomicU32::new(0));
         let counted = Arc::clone(&runs);
         let (failure, status) = common::within(Duration::from_secs(30), move || {

@@ -45,6 +45,19 @@ impl conveyor::CustomExecutor for OwnThread {
     }
 }
 
+/// One config of each kind of executor; the custom one is named `own`,
+/// so the executor needs `.custom_executor("own", OwnThread)`.
+pub fn every_config() -> [conveyor::ExecutorConfig; 5] {
+    use conveyor::ExecutorConfig;
+    [
+        ExecutorConfig::Inline,
+        ExecutorConfig::pool(2),
+        ExecutorConfig::Global,
+        ExecutorConfig::ThreadPerTask,
+        ExecutorConfig::custom("own"),
+    ]
+}
+
 /// Keeps the default panic hook from printing a backtrace line for each of
 /// the thousands of panics the tests raise on purpose (those whose message
 /// contains [`PLANNED`], and non-string payloads, which only tests raise).
