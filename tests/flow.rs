@@ -282,4 +282,12 @@ fn nested_sinks_each_run_once_in_nesting_order() {
     let run = executor().execute(&p, 1).unwrap();
     assert!(run.is_success());
     assert_eq!(ran(&log), ["A", "B", "F", "Y", "Z", "END"]);
+    // A branch that is its own step's sink runs once.
+    let p = Pipeline::builder("same")
+        .step(step(&log, "A", true).on_success("S").sink("S"))
+        .step(step(&log, "S", true))
+        .build()
+        .unwrap();
+    assert!(executor().execute(&p, 1).unwrap().is_success());
+    assert_eq!(ran(&log), ["A", "S"]);
 }

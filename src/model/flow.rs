@@ -268,8 +268,10 @@ impl FlowGraph {
         };
         if let Some(target) = branch {
             // A sink already waiting for an outer branch runs once, when
-            // the first of the branches that share it ends.
+            // the first of the branches that share it ends; a sink that is
+            // the branch itself runs once, as the branch.
             if let Some(sink) = route.sink
+                && sink != target
                 && !sinks.contains(&sink)
             {
                 sinks.push(sink);
